@@ -1,0 +1,5 @@
+//! One module per subcommand: each has `Args` (clap) and `run`.
+
+pub mod deploy_config;
+pub mod runserver;
+pub mod startproject;

@@ -1,0 +1,8 @@
+//! `manage runserver`: not yet implemented.
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, _ui: &crate::ui::Ui) -> anyhow::Result<()> {
+    anyhow::bail!("`manage runserver` is not yet implemented")
+}

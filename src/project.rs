@@ -1,0 +1,1 @@
+//! Finding the cargo project and reading `[package.metadata.manage]`.

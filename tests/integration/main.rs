@@ -1,0 +1,6 @@
+//! Integration tests: the real `manage` binary, real cargo builds of
+//! generated projects, real servers on loopback.
+
+mod cli;
+mod helpers;
+mod startproject;

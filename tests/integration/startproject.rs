@@ -1,0 +1,351 @@
+//! `manage startproject`: names, destinations, templates, and the generated
+//! project built and run for real.
+
+use std::fs;
+use std::time::Duration;
+
+use assert_cmd::prelude::*;
+use predicates::prelude::*;
+
+use crate::helpers::{self, build_project, cargo, get, manage, tree, Running};
+
+#[test]
+fn refused_names_say_why_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, why) in [
+        ("fn", "`fn` is a Rust keyword and cannot be a project name"),
+        ("self", "is a Rust keyword"),
+        ("std", "standard library crate"),
+        ("proc_macro", "standard library crate"),
+        ("test", "standard library crate"),
+        ("1site", "must start with an ASCII letter"),
+        ("_site", "must start with an ASCII letter"),
+        ("my site", "` ` is not allowed"),
+        ("my.site", "`.` is not allowed"),
+        ("café", "`é` is not allowed"),
+        ("../evil", "must start with an ASCII letter"),
+        ("build", "conflicts with cargo's build directory"),
+    ] {
+        manage()
+            .current_dir(tmp.path())
+            .args(["startproject", name])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("error: ").and(predicate::str::contains(why)))
+            .stderr(predicate::str::contains("help:"));
+    }
+    let long = "a".repeat(65);
+    manage()
+        .current_dir(tmp.path())
+        .args(["startproject", &long])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("at most 64"));
+    assert!(tree(tmp.path()).is_empty(), "{:?}", tree(tmp.path()));
+}
+
+#[test]
+fn a_non_empty_destination_is_left_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("mysite");
+    fs::create_dir(&dest).unwrap();
+    fs::write(dest.join("notes.txt"), "mine").unwrap();
+    manage()
+        .current_dir(tmp.path())
+        .args(["startproject", "mysite"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "destination `mysite` already exists and is not empty",
+        ));
+    assert_eq!(tree(tmp.path()), ["mysite/", "mysite/notes.txt"]);
+    assert_eq!(fs::read_to_string(dest.join("notes.txt")).unwrap(), "mine");
+
+    fs::write(tmp.path().join("afile"), "x").unwrap();
+    manage()
+        .current_dir(tmp.path())
+        .args(["startproject", "blog", "afile"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is not a directory"));
+    assert_eq!(fs::read_to_string(tmp.path().join("afile")).unwrap(), "x");
+}
+
+#[test]
+fn an_empty_destination_directory_is_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("here");
+    fs::create_dir(&dest).unwrap();
+    manage()
+        .current_dir(tmp.path())
+        .args(["startproject", "blog", "here"])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("cd here").and(predicate::str::contains("manage runserver")),
+        );
+    assert!(dest.join("Cargo.toml").is_file());
+}
+
+fn user_template(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn templates_that_escape_the_destination_are_refused() {
+    for (file, what) in [
+        ("{{ '..' }}/evil.txt.jinja", "contains `..`"),
+        ("sub/{{ '..\\u002f..\\u002fevil' }}.jinja", "contains `..`"),
+        ("{{ '\\u002ftmp\\u002fevil' }}.jinja", "absolute path"),
+    ] {
+        let template = user_template(&[("ok.txt", "fine"), (file, "bad")]);
+        let tmp = tempfile::tempdir().unwrap();
+        manage()
+            .current_dir(tmp.path())
+            .args(["startproject", "site", "--template"])
+            .arg(template.path())
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(what));
+        assert!(
+            tree(tmp.path()).is_empty(),
+            "{file}: {:?}",
+            tree(tmp.path())
+        );
+        assert!(!tmp.path().parent().unwrap().join("evil.txt").exists());
+    }
+
+    // A symlink that leads out of the template directory.
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret"), "do not copy").unwrap();
+    let template = user_template(&[("ok.txt", "fine")]);
+    std::os::unix::fs::symlink(outside.path().join("secret"), template.path().join("link"))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    manage()
+        .current_dir(tmp.path())
+        .args(["startproject", "site", "--template"])
+        .arg(template.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("outside the template directory"));
+    assert!(tree(tmp.path()).is_empty());
+}
+
+#[test]
+fn a_failure_half_way_removes_only_what_this_run_created() {
+    // The last file's name is too long for the file system: the first files
+    // are written, then writing fails for real.
+    let template = user_template(&[
+        ("a.txt", "a"),
+        ("dir/b.txt", "b"),
+        ("zz{{ project_name * 100 }}.jinja", "c"),
+    ]);
+
+    let tmp = tempfile::tempdir().unwrap();
+    manage()
+        .current_dir(tmp.path())
+        .args(["startproject", "site", "--template"])
+        .arg(template.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("removed what was created"));
+    assert!(tree(tmp.path()).is_empty(), "{:?}", tree(tmp.path()));
+
+    // An empty directory that was there before stays there.
+    fs::create_dir(tmp.path().join("keep")).unwrap();
+    manage()
+        .current_dir(tmp.path())
+        .args(["startproject", "site", "keep", "--template"])
+        .arg(template.path())
+        .assert()
+        .code(1);
+    assert_eq!(tree(tmp.path()), ["keep/"]);
+}
+
+#[test]
+fn a_user_template_is_rendered_with_the_same_context() {
+    let template = user_template(&[
+        (
+            "README.md.jinja",
+            "{{ project_name }} {{ crate_name }} {{ manage_version }} {{ secret_key | length }}\n",
+        ),
+        (
+            "conf/{{ crate_name }}.conf.jinja",
+            "name={{ project_name }}\n",
+        ),
+        ("raw.txt", "{{ not rendered }}"),
+        (".github/workflows/ci.yml", "on: push\n"),
+    ]);
+    let script = template.path().join("run.sh");
+    fs::write(&script, "#!/bin/sh\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut fs::metadata(&script).unwrap().permissions(),
+        0o755,
+    );
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    manage()
+        .current_dir(tmp.path())
+        .args(["startproject", "my-blog", "--template"])
+        .arg(template.path())
+        .assert()
+        .success();
+    let out = tmp.path().join("my-blog");
+    assert_eq!(
+        tree(&out),
+        [
+            ".github/",
+            ".github/workflows/",
+            ".github/workflows/ci.yml",
+            "README.md",
+            "conf/",
+            "conf/my_blog.conf",
+            "raw.txt",
+            "run.sh"
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("README.md")).unwrap(),
+        format!("my-blog my_blog {} 59\n", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("conf/my_blog.conf")).unwrap(),
+        "name=my-blog\n"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("raw.txt")).unwrap(),
+        "{{ not rendered }}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs::metadata(out.join("run.sh")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o111, 0o111, "executable bit kept");
+}
+
+#[test]
+fn a_template_error_names_the_file_and_writes_nothing() {
+    let template = user_template(&[("a.txt.jinja", "{{ no_such_variable }}"), ("b.txt", "b")]);
+    let tmp = tempfile::tempdir().unwrap();
+    manage()
+        .current_dir(tmp.path())
+        .args(["startproject", "site", "--template"])
+        .arg(template.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("a.txt.jinja").and(predicate::str::contains("undefined")));
+    assert!(tree(tmp.path()).is_empty());
+}
+
+#[test]
+fn generated_tree_snapshot() {
+    let (_tmp, dir) = helpers::generate("mysite");
+    insta::assert_snapshot!("startproject_tree", tree(&dir).join("\n"));
+    insta::assert_snapshot!(
+        "startproject_cargo_toml",
+        fs::read_to_string(dir.join("Cargo.toml"))
+            .unwrap()
+            .replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
+    );
+    let env = fs::read_to_string(dir.join(".env")).unwrap();
+    assert!(env.contains("SECRET_KEY=insecure-"), "{env}");
+    let html = fs::read_to_string(dir.join("src/welcome.html")).unwrap();
+    assert!(html.contains("<title>mysite is running</title>"));
+    assert!(html.contains("/static/css/site.css"));
+}
+
+#[test]
+fn generated_project_builds_serves_and_stops_gracefully() {
+    let (_tmp, dir) = helpers::generate("hello-site");
+
+    // Its own checks: no warnings under clippy -D warnings, its own test.
+    let clippy = cargo(&dir)
+        .args(["clippy", "--all-targets", "--quiet", "--", "-D", "warnings"])
+        .output()
+        .unwrap();
+    assert!(
+        clippy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clippy.stderr)
+    );
+    let test = cargo(&dir).args(["test", "--quiet"]).output().unwrap();
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+
+    let exe = build_project(&dir, "hello-site");
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env_remove("LISTEN_FDS");
+    let mut server = Running::start(cmd);
+    let line = server.wait_for_line("listening on http://", Duration::from_secs(10));
+    let addr = line.split("http://").nth(1).unwrap().trim().to_owned();
+
+    let health = get(&addr, "/healthz").unwrap();
+    assert_eq!(health.status, 200);
+    let home = get(&addr, "/").unwrap();
+    assert_eq!(home.status, 200);
+    assert!(home
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(home.text().contains("hello-site is running"));
+    assert!(home.text().contains("/static/css/site.css"));
+    assert_eq!(get(&addr, "/nope").unwrap().status, 404);
+    server.wait_for_line("\"GET /nope HTTP/1.1\" 404", Duration::from_secs(5));
+
+    server.signal(libc::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits within 5 s of SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn generated_project_accepts_a_socket_from_systemd() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    let (_tmp, dir) = helpers::generate("socket-site");
+    let exe = build_project(&dir, "socket-site");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let fd = listener.as_raw_fd();
+
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.env("LISTEN_FDS", "1").env("PORT", "1"); // PORT is ignored under LISTEN_FDS
+                                                 // SAFETY: dup2 in the child between fork and exec, as systemd does.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 clears close-on-exec on the copy; when the socket already
+            // is fd 3, clear it by hand.
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) >= 0
+            } else {
+                libc::dup2(fd, 3) >= 0
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let server = Running::start(cmd);
+    server.wait_for_line(
+        &format!("listening on http://{addr}"),
+        Duration::from_secs(10),
+    );
+    drop(listener);
+    assert_eq!(get(&addr, "/healthz").unwrap().status, 200);
+}
