@@ -30,8 +30,10 @@ pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Er
 
 /// The hint of the first [`Hint`] in the error's chain, if any.
 pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<Hint>())
+    // `downcast_ref` sees hints attached as context; `chain` sees hints
+    // that are the source of another error.
+    err.downcast_ref::<Hint>()
+        .or_else(|| err.chain().find_map(|e| e.downcast_ref::<Hint>()))
         .map(|h| h.hint.as_str())
 }
 

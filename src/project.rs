@@ -1,1 +1,173 @@
 //! Finding the cargo project and reading `[package.metadata.manage]`.
+//!
+//! Everything manage knows about a project comes from `cargo metadata`
+//! (through cargo_metadata), so workspaces, `--manifest-path`, renamed
+//! target directories and path dependencies behave as cargo says they do.
+#![allow(dead_code)] // used by runserver and deploy-config as they land
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use cargo_metadata::{Metadata, MetadataCommand, Package};
+use serde::de::DeserializeOwned;
+
+use crate::error::hinted;
+
+/// Which project to load: cargo's own `--manifest-path` and `-p`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Selector {
+    /// Path to Cargo.toml [default: the one cargo finds from the current directory]
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+
+    /// Package to use in a workspace with several
+    #[arg(short = 'p', long, value_name = "SPEC")]
+    pub package: Option<String>,
+}
+
+/// A loaded project: cargo's metadata and the selected package.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub metadata: Metadata,
+    /// Index into `metadata.packages` of the selected package.
+    package: usize,
+}
+
+impl Project {
+    /// Runs `cargo metadata`. With `deps`, the dependency graph is resolved
+    /// too (runserver needs local path dependencies); without, only the
+    /// workspace's own packages are read.
+    pub fn load(selector: &Selector, deps: bool) -> Result<Project> {
+        let mut cmd = MetadataCommand::new();
+        if let Some(path) = &selector.manifest_path {
+            if !path.is_file() {
+                return Err(hinted(
+                    format!("manifest `{}` does not exist", path.display()),
+                    "pass the path of a Cargo.toml to `--manifest-path`",
+                ));
+            }
+            cmd.manifest_path(path);
+        }
+        if !deps {
+            cmd.no_deps();
+        }
+        let where_ = selector
+            .manifest_path
+            .as_ref()
+            .map(|p| format!("`{}`", p.display()))
+            .unwrap_or_else(|| "the current directory".to_owned());
+        let metadata = cmd.exec().map_err(|err| {
+            let detail = match err {
+                cargo_metadata::Error::CargoMetadata { stderr } => stderr.trim().to_owned(),
+                other => other.to_string(),
+            };
+            anyhow::Error::msg(detail).context(crate::error::Hint {
+                message: format!("could not read a cargo project from {where_}"),
+                hint: "run manage inside a cargo project, or pass `--manifest-path path/to/Cargo.toml`"
+                    .to_owned(),
+            })
+        })?;
+        let package = select_package(&metadata, selector.package.as_deref())?;
+        Ok(Project { metadata, package })
+    }
+
+    pub fn package(&self) -> &Package {
+        &self.metadata.packages[self.package]
+    }
+
+    /// The directory of the selected package's Cargo.toml.
+    pub fn package_dir(&self) -> &Path {
+        self.package()
+            .manifest_path
+            .parent()
+            .expect("a manifest path has a parent")
+            .as_std_path()
+    }
+
+    pub fn manifest_path(&self) -> &Path {
+        self.package().manifest_path.as_std_path()
+    }
+
+    pub fn target_dir(&self) -> &Path {
+        self.metadata.target_directory.as_std_path()
+    }
+
+    pub fn workspace_root(&self) -> &Path {
+        self.metadata.workspace_root.as_std_path()
+    }
+
+    /// `[package.metadata.manage]` of the selected package (JSON null when
+    /// absent).
+    pub fn settings_value(&self) -> &serde_json::Value {
+        &self.package().metadata["manage"]
+    }
+
+    /// Deserialises a table of the settings: `None` for the whole
+    /// `[package.metadata.manage]`, or a key such as `deploy`. A missing
+    /// table gives the type's defaults.
+    pub fn settings<T: DeserializeOwned + Default>(&self, key: Option<&str>) -> Result<T> {
+        let value = match key {
+            None => self.settings_value(),
+            Some(k) => &self.settings_value()[k],
+        };
+        if value.is_null() {
+            return Ok(T::default());
+        }
+        let table = match key {
+            None => "[package.metadata.manage]".to_owned(),
+            Some(k) => format!("[package.metadata.manage.{k}]"),
+        };
+        serde_json::from_value(value.clone()).with_context(|| {
+            format!(
+                "invalid settings in {table} of `{}`",
+                self.manifest_path().display()
+            )
+        })
+    }
+}
+
+fn select_package(metadata: &Metadata, wanted: Option<&str>) -> Result<usize> {
+    let members: Vec<usize> = metadata
+        .packages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| metadata.workspace_members.contains(&p.id))
+        .map(|(i, _)| i)
+        .collect();
+    let names = || {
+        members
+            .iter()
+            .map(|&i| format!("`{}`", metadata.packages[i].name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(name) = wanted {
+        return members
+            .iter()
+            .copied()
+            .find(|&i| metadata.packages[i].name.as_str() == name)
+            .ok_or_else(|| {
+                hinted(
+                    format!("package `{name}` is not a member of this workspace"),
+                    format!("choose one of {}", names()),
+                )
+            });
+    }
+    if let Some(root) = metadata.root_package() {
+        if let Some(i) = metadata.packages.iter().position(|p| p.id == root.id) {
+            return Ok(i);
+        }
+    }
+    let with_bins: Vec<usize> = members
+        .iter()
+        .copied()
+        .filter(|&i| metadata.packages[i].targets.iter().any(|t| t.is_bin()))
+        .collect();
+    match with_bins.as_slice() {
+        [only] => Ok(*only),
+        _ => Err(hinted(
+            "this workspace has several packages and manage cannot tell which one you mean",
+            format!("pick one with `-p`: {}", names()),
+        )),
+    }
+}
