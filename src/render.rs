@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn every_embedded_template_parses() {
         let env = environment();
-        for tree in ["startproject"] {
+        for tree in ["startproject", "deploy"] {
             for file in embedded_tree(tree).unwrap() {
                 if file.path.ends_with(TEMPLATE_SUFFIX) {
                     let text = std::str::from_utf8(&file.contents).unwrap();

@@ -1,0 +1,118 @@
+//! `manage deploy-config [--out DIR] [--only ...] [--check] [--force]`.
+//!
+//! Production files for the project: nginx on the web machine, systemd
+//! socket + service template units on the app machines (systemd plays
+//! gunicorn's master), PostgreSQL snippets on the db machine, an nftables
+//! ruleset and an idempotent `install.sh` for each, and a README that says
+//! what goes where. One machine by default; three (web, app..., db) when
+//! `topology` is set. Settings come from `[package.metadata.manage.deploy]`
+//! with flags on top; everything is validated before anything is
+//! rendered, and rendered before anything is written (issue #5).
+
+mod output;
+mod settings;
+mod validate;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::error::hinted;
+use crate::project::{Project, Selector};
+use crate::ui::Ui;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  manage deploy-config                       writes deploy/ next to Cargo.toml
+  manage deploy-config --check               fails with a diff if deploy/ is stale (CI)
+  manage deploy-config --web 10.0.0.10 --app 10.0.0.20,10.0.0.21 --db 10.0.0.30
+  manage deploy-config --only nginx --tls custom \\
+      --tls-certificate /etc/ssl/site.pem --tls-certificate-key /etc/ssl/site.key
+
+Settings are read from [package.metadata.manage.deploy] in Cargo.toml; see the
+comments `manage startproject` writes there. Every value is checked before
+anything is written.")]
+pub struct Args {
+    #[command(flatten)]
+    pub selector: Selector,
+
+    /// Directory to write to [default: deploy/ next to the package's Cargo.toml]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Generate only these kinds of files (comma-separated)
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KINDS")]
+    pub only: Vec<output::Component>,
+
+    /// Write nothing; exit 1 with a diff if the files on disk differ
+    #[arg(long, conflicts_with = "force")]
+    pub check: bool,
+
+    /// Replace existing files that differ
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub overrides: settings::Overrides,
+}
+
+pub fn run(args: Args, ui: &Ui) -> Result<()> {
+    let project = Project::load(&args.selector, false)?;
+    let manifest = project.manifest_path().display().to_string();
+    let mut settings = deploy_settings(&project)?;
+    let shared: settings::Shared = project.settings(None)?;
+    settings.apply(args.overrides);
+
+    let name = project.package().name.to_string();
+    let validated = validate::validate(&name, &settings, &shared.static_url).map_err(|p| {
+        hinted(
+            format!(
+                "{} invalid deploy setting{}; nothing was written:\n  {}",
+                p.0.len(),
+                if p.0.len() == 1 { "" } else { "s" },
+                p.0.join("\n  ")
+            ),
+            format!("fix them in [package.metadata.manage.deploy] of `{manifest}` or in the flags"),
+        )
+    })?;
+    for warning in &validated.warnings {
+        ui.warn(warning);
+    }
+
+    let ctx = validated.context;
+    let mut plan = output::plan(&ctx);
+    if !args.only.is_empty() {
+        plan.retain(|f| args.only.contains(&f.component));
+    }
+    let files = output::render(&ctx, &plan)?;
+    let out_dir = args
+        .out
+        .unwrap_or_else(|| project.package_dir().join("deploy"));
+    if args.check {
+        output::check(&out_dir, &files, ui)
+    } else {
+        output::write(&out_dir, &files, args.force, ui)
+    }
+}
+
+/// `[package.metadata.manage.deploy]`, with the failing key's path in the
+/// message when a value has the wrong type or a key is unknown.
+fn deploy_settings(project: &Project) -> Result<settings::Settings> {
+    let value = &project.settings_value()["deploy"];
+    if value.is_null() {
+        return Ok(settings::Settings::default());
+    }
+    serde_path_to_error::deserialize(value.clone()).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        anyhow::Error::new(inner).context(crate::error::Hint {
+            message: format!(
+                "invalid setting `{path}` in [package.metadata.manage.deploy] of `{}`; nothing was written",
+                project.manifest_path().display()
+            ),
+            hint: "see the comments `manage startproject` writes in that table for the expected values"
+                .into(),
+        })
+    })
+}

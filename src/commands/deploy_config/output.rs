@@ -1,0 +1,329 @@
+//! Which files a layout gets, rendering them, and putting them on disk.
+//!
+//! The plan maps each machine of the layout to the templates it needs and
+//! their paths under the output directory. Writing is all or nothing in the
+//! sense that matters: every conflict is found before the first write, and
+//! each file is replaced atomically (a temporary file in the same directory,
+//! then rename), so a reader never sees half a config.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use minijinja::Environment;
+
+use super::validate::Context;
+use crate::error::hinted;
+use crate::render::{self, OutputFile, TEMPLATES};
+use crate::ui::Ui;
+
+/// The kinds of files, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Component {
+    Nginx,
+    Systemd,
+    Postgres,
+    Nftables,
+    Install,
+    Readme,
+}
+
+/// One file to render: a template under `templates/deploy/`, for a host.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub component: Component,
+    pub template: &'static str,
+    pub path: String,
+    /// Index into `Context::hosts`; the README gets the first.
+    pub host: usize,
+    pub mode: Option<u32>,
+}
+
+/// Every file of the layout, host by host.
+pub fn plan(ctx: &Context) -> Vec<Planned> {
+    let name = &ctx.name;
+    let mut files = vec![Planned {
+        component: Component::Readme,
+        template: "README.md.jinja",
+        path: "README.md".into(),
+        host: 0,
+        mode: None,
+    }];
+    for (i, host) in ctx.hosts.iter().enumerate() {
+        let dir = &host.dir;
+        let mut add = |component, template, path: String, mode| {
+            files.push(Planned {
+                component,
+                template,
+                path: format!("{dir}{path}"),
+                host: i,
+                mode,
+            })
+        };
+        if host.web {
+            use Component::Nginx;
+            add(
+                Nginx,
+                "nginx/nginx.conf.jinja",
+                "nginx/nginx.conf".into(),
+                None,
+            );
+            add(
+                Nginx,
+                "nginx/http.conf.jinja",
+                format!("nginx/{name}/sites/http.conf"),
+                None,
+            );
+            if ctx.tls.enabled {
+                add(
+                    Nginx,
+                    "nginx/https.conf.jinja",
+                    format!("nginx/{name}/sites/https.conf"),
+                    None,
+                );
+            }
+            add(
+                Nginx,
+                "nginx/security-headers.conf.jinja",
+                format!("nginx/{name}/snippets/security-headers.conf"),
+                None,
+            );
+            add(
+                Nginx,
+                "nginx/proxy.conf.jinja",
+                format!("nginx/{name}/snippets/proxy.conf"),
+                None,
+            );
+        }
+        if host.app {
+            use Component::Systemd;
+            add(
+                Systemd,
+                "systemd/socket.jinja",
+                format!("systemd/{name}@.socket"),
+                None,
+            );
+            add(
+                Systemd,
+                "systemd/service.jinja",
+                format!("systemd/{name}@.service"),
+                None,
+            );
+            add(
+                Systemd,
+                "systemd/target.jinja",
+                format!("systemd/{name}.target"),
+                None,
+            );
+        }
+        if host.db {
+            use Component::Postgres;
+            add(
+                Postgres,
+                "postgres/postgresql.conf.jinja",
+                format!("postgres/{name}.conf"),
+                None,
+            );
+            add(
+                Postgres,
+                "postgres/pg_hba.conf.jinja",
+                "postgres/pg_hba.conf".into(),
+                None,
+            );
+        }
+        add(
+            Component::Nftables,
+            "nftables/ruleset.nft.jinja",
+            format!("nftables/{name}.nft"),
+            None,
+        );
+        add(
+            Component::Install,
+            "install.sh.jinja",
+            "install.sh".into(),
+            Some(0o755),
+        );
+    }
+    files
+}
+
+/// The environment for `templates/deploy/`, where templates may include
+/// one another by their path below that directory.
+fn environment() -> Environment<'static> {
+    let mut env = render::environment();
+    env.set_loader(|name| {
+        Ok(TEMPLATES
+            .get_file(format!("deploy/{name}"))
+            .and_then(|f| f.contents_utf8())
+            .map(str::to_owned))
+    });
+    env
+}
+
+/// Renders the planned files; every template error is reported at once.
+pub fn render(ctx: &Context, files: &[Planned]) -> Result<Vec<OutputFile>> {
+    let env = environment();
+    let base = serde_json::to_value(ctx).context("cannot serialise the template context")?;
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for file in files {
+        let mut value = base.clone();
+        value["host"] = serde_json::to_value(&ctx.hosts[file.host])?;
+        let rendered = env
+            .get_template(file.template)
+            .and_then(|t| t.render(minijinja::Value::from_serialize(&value)));
+        match rendered {
+            Ok(text) => out.push(OutputFile {
+                path: render::safe_relative_path(&file.path)?,
+                contents: text.into_bytes(),
+                mode: file.mode,
+            }),
+            Err(err) => problems.push(format!("{}: {err:#}", file.template)),
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "the deploy templates have errors (a bug in manage):\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(out)
+}
+
+/// How a generated file compares with the disk.
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    Missing,
+    Same,
+    Different(String),
+}
+
+fn state(path: &Path, contents: &[u8]) -> Result<State> {
+    match fs::read(path) {
+        Ok(old) if old == contents => Ok(State::Same),
+        Ok(old) => Ok(State::Different(String::from_utf8_lossy(&old).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::Missing),
+        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+    }
+}
+
+/// `--check`: prints a unified diff for every file that would change and
+/// fails if there is any.
+pub fn check(out_dir: &Path, files: &[OutputFile], ui: &Ui) -> Result<()> {
+    let mut stale = Vec::new();
+    for file in files {
+        let path = out_dir.join(&file.path);
+        let new = String::from_utf8_lossy(&file.contents);
+        let old = match state(&path, &file.contents)? {
+            State::Same => continue,
+            State::Missing => String::new(),
+            State::Different(old) => old,
+        };
+        let shown = path.display().to_string();
+        let diff = similar::TextDiff::from_lines(old.as_str(), new.as_ref());
+        ui.out(
+            &diff
+                .unified_diff()
+                .context_radius(3)
+                .header(
+                    &format!("{shown} (on disk)"),
+                    &format!("{shown} (generated)"),
+                )
+                .to_string(),
+        )?;
+        stale.push(format!("`{shown}`"));
+    }
+    if stale.is_empty() {
+        ui.status(
+            "Checked",
+            format!(
+                "{} files in `{}` are up to date",
+                files.len(),
+                out_dir.display()
+            ),
+        );
+        return Ok(());
+    }
+    Err(hinted(
+        format!(
+            "{} of {} files differ from what the settings generate: {}",
+            stale.len(),
+            files.len(),
+            stale.join(", ")
+        ),
+        "run `manage deploy-config --force` to regenerate them, or change the settings",
+    ))
+}
+
+/// Writes the files. A file that exists with other contents is replaced
+/// only with `force`; without it, nothing at all is written.
+pub fn write(out_dir: &Path, files: &[OutputFile], force: bool, ui: &Ui) -> Result<()> {
+    let mut plan = Vec::new();
+    let mut conflicts = Vec::new();
+    for file in files {
+        let path = out_dir.join(&file.path);
+        match state(&path, &file.contents)? {
+            State::Same => ui.verbose("Unchanged", path.display()),
+            State::Missing => plan.push((path, file, "Writing")),
+            State::Different(_) => {
+                conflicts.push(format!("`{}`", path.display()));
+                plan.push((path, file, "Replacing"));
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        return Err(hinted(
+            format!(
+                "{} existing files differ from what would be generated: {}; nothing was written",
+                conflicts.len(),
+                conflicts.join(", ")
+            ),
+            "see the changes with `manage deploy-config --check`, then overwrite with `--force`",
+        ));
+    }
+    for (path, file, verb) in &plan {
+        write_atomic(path, &file.contents, file.mode)?;
+        ui.status(verb, path.display());
+    }
+    let unchanged = files.len() - plan.len();
+    ui.status(
+        "Finished",
+        format!(
+            "{} files in `{}` ({} written, {unchanged} unchanged); see `{}`",
+            files.len(),
+            out_dir.display(),
+            plan.len(),
+            out_dir.join("README.md").display()
+        ),
+    );
+    Ok(())
+}
+
+fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<()> {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".manage-")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a temporary file in `{}`", dir.display()))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write `{}`", tmp.path().display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = mode.unwrap_or(0o644);
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the mode of `{}`", tmp.path().display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot replace `{}`", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! The raw deploy settings: `[package.metadata.manage.deploy]` as written,
+//! their defaults, and the command-line flags that override them.
+//!
+//! Nothing here is trusted: strings stay strings and numbers stay wide so
+//! that [`super::validate`] can name every bad value in one report rather
+//! than serde stopping at the first.
+
+use serde::Deserialize;
+
+/// `[package.metadata.manage.deploy]`. The documented schema is the one
+/// `manage startproject` writes into Cargo.toml
+/// (`templates/startproject/Cargo.toml.jinja`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Settings {
+    pub domains: Vec<String>,
+    pub tls: String,
+    pub acme_webroot: String,
+    /// Where certbot keeps its certificates (advanced).
+    pub letsencrypt_dir: String,
+    pub tls_certificate: Option<String>,
+    pub tls_certificate_key: Option<String>,
+    pub hsts: bool,
+    pub hsts_max_age: u64,
+    pub instances: u64,
+    pub base_port: u64,
+    /// Defaults that depend on the package name are filled in by validate.
+    pub user: Option<String>,
+    pub prefix: Option<String>,
+    pub binary: Option<String>,
+    pub env_file: Option<String>,
+    pub static_root: Option<String>,
+    /// Defaults to `static-url` of `[package.metadata.manage]`.
+    pub static_url: Option<String>,
+    pub client_max_body_size: String,
+    pub proxy_connect_timeout: String,
+    pub proxy_read_timeout: String,
+    pub rate_limit: String,
+    pub rate_limit_burst: u64,
+    pub nginx_version: String,
+    pub openssl_version: String,
+    pub brotli: bool,
+    pub ssh_port: u64,
+    pub db_port: u64,
+    pub db_name: Option<String>,
+    pub db_user: Option<String>,
+    /// Addresses or networks the app may connect to besides the web and db
+    /// machines (systemd's IPAddressAllow); none by default.
+    pub app_egress: Vec<String>,
+    pub topology: Option<Topology>,
+    // Advanced: where nginx keeps its files and listens. The defaults are
+    // Debian's; tests point them into a temporary directory.
+    pub http_port: u64,
+    pub https_port: u64,
+    pub listen_address: Option<String>,
+    pub nginx_user: String,
+    pub nginx_conf_dir: String,
+    pub nginx_pid: String,
+    pub nginx_log_dir: String,
+    pub nginx_temp_dir: Option<String>,
+}
+
+/// The three-machine layout, by private address.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Topology {
+    pub web: String,
+    pub app: Vec<String>,
+    pub db: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            domains: Vec::new(),
+            tls: "letsencrypt".into(),
+            acme_webroot: "/var/www/letsencrypt".into(),
+            letsencrypt_dir: "/etc/letsencrypt/live".into(),
+            tls_certificate: None,
+            tls_certificate_key: None,
+            hsts: true,
+            // Two years, as Mozilla recommends.
+            hsts_max_age: 63_072_000,
+            // Two, so that one can restart while the other serves.
+            instances: 2,
+            base_port: 8001,
+            user: None,
+            prefix: None,
+            binary: None,
+            env_file: None,
+            static_root: None,
+            static_url: None,
+            client_max_body_size: "16m".into(),
+            proxy_connect_timeout: "5s".into(),
+            proxy_read_timeout: "60s".into(),
+            rate_limit: "10r/s".into(),
+            rate_limit_burst: 20,
+            // Debian stable (bookworm).
+            nginx_version: "1.22".into(),
+            openssl_version: "3.0".into(),
+            brotli: true,
+            ssh_port: 22,
+            db_port: 5432,
+            db_name: None,
+            db_user: None,
+            app_egress: Vec::new(),
+            topology: None,
+            http_port: 80,
+            https_port: 443,
+            listen_address: None,
+            nginx_user: "www-data".into(),
+            nginx_conf_dir: "/etc/nginx".into(),
+            nginx_pid: "/run/nginx.pid".into(),
+            nginx_log_dir: "/var/log/nginx".into(),
+            nginx_temp_dir: None,
+        }
+    }
+}
+
+/// The part of `[package.metadata.manage]` deploy-config shares with
+/// runserver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct Shared {
+    pub static_url: String,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            static_url: "/static/".into(),
+        }
+    }
+}
+
+/// Command-line overrides; each one replaces the setting of the same name.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Settings (override Cargo.toml)")]
+pub struct Overrides {
+    /// Names nginx answers to (repeat or separate with commas)
+    #[arg(long = "domain", value_name = "NAME", value_delimiter = ',')]
+    pub domains: Vec<String>,
+    /// TLS: letsencrypt, custom or off
+    #[arg(long, value_name = "MODE")]
+    pub tls: Option<String>,
+    /// Certificate chain for `--tls custom`
+    #[arg(long, value_name = "PATH")]
+    pub tls_certificate: Option<String>,
+    /// Private key for `--tls custom`
+    #[arg(long, value_name = "PATH")]
+    pub tls_certificate_key: Option<String>,
+    /// Directory certbot writes ACME challenges to
+    #[arg(long, value_name = "PATH")]
+    pub acme_webroot: Option<String>,
+    /// Send Strict-Transport-Security
+    #[arg(long, value_name = "BOOL")]
+    pub hsts: Option<bool>,
+    /// HSTS max-age in seconds
+    #[arg(long, value_name = "SECONDS")]
+    pub hsts_max_age: Option<u64>,
+    /// How many app processes (gunicorn's workers)
+    #[arg(long, value_name = "N")]
+    pub instances: Option<u64>,
+    /// Port of the first instance; instance i listens on base-port + i - 1
+    #[arg(long, value_name = "PORT")]
+    pub base_port: Option<u64>,
+    /// Unix user the app runs as
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Install prefix on the app machines
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<String>,
+    /// Path of the app binary on the app machines
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<String>,
+    /// Environment file with the app's secrets
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<String>,
+    /// Directory nginx serves the static URL from
+    #[arg(long, value_name = "PATH")]
+    pub static_root: Option<String>,
+    /// Largest request body nginx accepts (nginx size: 16m)
+    #[arg(long, value_name = "SIZE")]
+    pub client_max_body_size: Option<String>,
+    /// Timeout for connecting to an instance (nginx time: 5s)
+    #[arg(long, value_name = "TIME")]
+    pub proxy_connect_timeout: Option<String>,
+    /// Timeout between two reads from an instance (nginx time: 60s)
+    #[arg(long, value_name = "TIME")]
+    pub proxy_read_timeout: Option<String>,
+    /// nginx version of the web machine (1.22 = Debian 12)
+    #[arg(long, value_name = "VERSION")]
+    pub nginx_version: Option<String>,
+    /// OpenSSL version nginx is linked with (3.0 = Debian 12)
+    #[arg(long, value_name = "VERSION")]
+    pub openssl_version: Option<String>,
+    /// Addresses or networks the app may connect to (repeat; none by default)
+    #[arg(long, value_name = "NET", value_delimiter = ',')]
+    pub app_egress: Vec<String>,
+    /// Three-machine layout: private address of the web machine
+    #[arg(long, value_name = "ADDR", requires_all = ["app", "db"])]
+    pub web: Option<String>,
+    /// Three-machine layout: private address of an app machine (repeat)
+    #[arg(long, value_name = "ADDR", value_delimiter = ',', requires_all = ["web", "db"])]
+    pub app: Vec<String>,
+    /// Three-machine layout: private address of the database machine
+    #[arg(long, value_name = "ADDR", requires_all = ["web", "app"])]
+    pub db: Option<String>,
+
+    // Advanced settings, for tests and unusual machines.
+    #[arg(long, hide = true)]
+    pub http_port: Option<u64>,
+    #[arg(long, hide = true)]
+    pub https_port: Option<u64>,
+    #[arg(long, hide = true)]
+    pub listen_address: Option<String>,
+    #[arg(long, hide = true)]
+    pub letsencrypt_dir: Option<String>,
+    #[arg(long, hide = true)]
+    pub brotli: Option<bool>,
+    #[arg(long, hide = true)]
+    pub nginx_user: Option<String>,
+    #[arg(long, hide = true)]
+    pub nginx_conf_dir: Option<String>,
+    #[arg(long, hide = true)]
+    pub nginx_pid: Option<String>,
+    #[arg(long, hide = true)]
+    pub nginx_log_dir: Option<String>,
+    #[arg(long, hide = true)]
+    pub nginx_temp_dir: Option<String>,
+}
+
+impl Settings {
+    /// Applies every flag that was given.
+    pub fn apply(&mut self, o: Overrides) {
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if let Some(v) = o.$field { self.$field = v; }
+            )*};
+        }
+        macro_rules! set_opt {
+            ($($field:ident),*) => {$(
+                if o.$field.is_some() { self.$field = o.$field; }
+            )*};
+        }
+        if !o.app_egress.is_empty() {
+            self.app_egress = o.app_egress;
+        }
+        if !o.domains.is_empty() {
+            self.domains = o.domains;
+        }
+        set!(
+            tls,
+            acme_webroot,
+            hsts,
+            hsts_max_age,
+            instances,
+            base_port,
+            client_max_body_size,
+            proxy_connect_timeout,
+            proxy_read_timeout,
+            nginx_version,
+            openssl_version,
+            http_port,
+            https_port,
+            letsencrypt_dir,
+            brotli,
+            nginx_user,
+            nginx_conf_dir,
+            nginx_pid,
+            nginx_log_dir
+        );
+        set_opt!(
+            tls_certificate,
+            tls_certificate_key,
+            user,
+            prefix,
+            binary,
+            env_file,
+            static_root,
+            listen_address,
+            nginx_temp_dir
+        );
+        if let (Some(web), Some(db)) = (o.web, o.db) {
+            self.topology = Some(Topology {
+                web,
+                app: o.app,
+                db,
+            });
+        }
+    }
+}
