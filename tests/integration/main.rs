@@ -2,5 +2,7 @@
 //! generated projects, real servers on loopback.
 
 mod cli;
+mod deploy_config;
+mod deploy_support;
 mod helpers;
 mod startproject;

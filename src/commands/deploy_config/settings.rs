@@ -188,6 +188,12 @@ pub struct Overrides {
     /// Timeout between two reads from an instance (nginx time: 60s)
     #[arg(long, value_name = "TIME")]
     pub proxy_read_timeout: Option<String>,
+    /// Requests per second (or minute) per client address (nginx rate: 10r/s)
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<String>,
+    /// Requests a client may send above the rate before getting 429
+    #[arg(long, value_name = "N")]
+    pub rate_limit_burst: Option<u64>,
     /// nginx version of the web machine (1.22 = Debian 12)
     #[arg(long, value_name = "VERSION")]
     pub nginx_version: Option<String>,
@@ -259,6 +265,8 @@ impl Settings {
             client_max_body_size,
             proxy_connect_timeout,
             proxy_read_timeout,
+            rate_limit,
+            rate_limit_burst,
             nginx_version,
             openssl_version,
             http_port,

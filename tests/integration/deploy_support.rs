@@ -1,0 +1,251 @@
+//! What the deploy-config tests drive: the validators (nginx, gixy,
+//! systemd-analyze, shellcheck, nft, sslyze), test certificates, and
+//! network namespaces standing for machines.
+//!
+//! A missing tool fails the test with the command that installs it:
+//! `.ci/run` installs them all, so a skip would only hide a broken CI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// An executable on PATH (or in /usr/sbin, /sbin), or a failed test.
+pub fn tool(name: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` is missing; `.ci/run` installs it (apt-get install {package})")
+        })
+}
+
+/// The virtualenv `.ci/run` makes with gixy-ng and sslyze.
+pub fn venv_tool(name: &str) -> PathBuf {
+    let venv = std::env::var_os("MANAGE_TEST_VENV")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/manage-ci-venv"))
+        })
+        .expect("MANAGE_TEST_VENV or HOME is set");
+    let exe = venv.join("bin").join(name);
+    assert!(
+        exe.is_file(),
+        "`{}` is missing; `.ci/run` creates the virtualenv (pip install gixy-ng sslyze), or set MANAGE_TEST_VENV",
+        exe.display()
+    );
+    exe
+}
+
+/// Runs a command to completion, capturing its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs a command and fails the test, showing its output, unless it exits 0.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A local CA and a server certificate for `localhost` and 127.0.0.1,
+/// with the key usages sslyze requires of a chain.
+pub struct Certs {
+    pub ca: PathBuf,
+    pub chain: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Certs {
+    pub fn make(dir: &Path) -> Certs {
+        std::fs::create_dir_all(dir).unwrap();
+        let openssl = tool("openssl", "openssl");
+        let ossl = |args: &[&str]| {
+            run_ok(Command::new(&openssl).current_dir(dir).args(args));
+        };
+        ossl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=manage test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext",
+            "subjectKeyIdentifier=hash",
+        ]);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n\
+             basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+             authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n",
+        )
+        .unwrap();
+        ossl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        ossl(&[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-set_serial",
+            "4242",
+            "-out",
+            "srv.pem",
+            "-days",
+            "30",
+            "-sha256",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let chain = [
+            std::fs::read(dir.join("srv.pem")).unwrap(),
+            std::fs::read(dir.join("ca.pem")).unwrap(),
+        ]
+        .concat();
+        std::fs::write(dir.join("chain.pem"), chain).unwrap();
+        Certs {
+            ca: dir.join("ca.pem"),
+            chain: dir.join("chain.pem"),
+            key: dir.join("key.pem"),
+        }
+    }
+}
+
+/// Network namespaces and the links between them, removed (by name) on
+/// drop. `lan` holds a bridge; every other namespace and the root
+/// namespace get a veth pair onto it, so all of them share one subnet.
+pub struct Netns {
+    prefix: String,
+    names: Vec<String>,
+    root_link: Option<String>,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        let prefix = format!("mg{}", std::process::id());
+        let mut ns = Netns {
+            names: Vec::new(),
+            prefix,
+            root_link: None,
+        };
+        let lan = ns.name("lan");
+        ns.ip(&["netns", "add", &lan]);
+        ns.names.push(lan.clone());
+        ns.exec_ok(&lan, &["ip", "link", "add", "br0", "type", "bridge"]);
+        ns.exec_ok(&lan, &["ip", "link", "set", "br0", "up"]);
+        ns
+    }
+
+    pub fn name(&self, short: &str) -> String {
+        format!("{}{short}", self.prefix)
+    }
+
+    fn ip(&self, args: &[&str]) {
+        run_ok(Command::new(tool("ip", "iproute2")).args(args));
+    }
+
+    /// Adds namespace `short` with `address/24` on a link to the bridge.
+    pub fn add_machine(&mut self, short: &str, address: &str) -> String {
+        let ns = self.name(short);
+        let lan = self.name("lan");
+        self.ip(&["netns", "add", &ns]);
+        self.names.push(ns.clone());
+        let (inner, outer) = (
+            format!("{}{short}", self.prefix),
+            format!("{}{short}b", self.prefix),
+        );
+        self.ip(&[
+            "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+        ]);
+        self.ip(&["link", "set", &inner, "netns", &ns]);
+        self.ip(&["link", "set", &outer, "netns", &lan]);
+        self.exec_ok(&lan, &["ip", "link", "set", &outer, "master", "br0"]);
+        self.exec_ok(&lan, &["ip", "link", "set", &outer, "up"]);
+        self.exec_ok(
+            &ns,
+            &["ip", "addr", "add", &format!("{address}/24"), "dev", &inner],
+        );
+        self.exec_ok(&ns, &["ip", "link", "set", &inner, "up"]);
+        self.exec_ok(&ns, &["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Gives the root namespace `address/24` on a link to the bridge.
+    pub fn connect_root(&mut self, address: &str) {
+        let lan = self.name("lan");
+        let (inner, outer) = (format!("{}r", self.prefix), format!("{}rb", self.prefix));
+        self.ip(&[
+            "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+        ]);
+        self.root_link = Some(inner.clone());
+        self.ip(&["link", "set", &outer, "netns", &lan]);
+        self.exec_ok(&lan, &["ip", "link", "set", &outer, "master", "br0"]);
+        self.exec_ok(&lan, &["ip", "link", "set", &outer, "up"]);
+        self.ip(&["addr", "add", &format!("{address}/24"), "dev", &inner]);
+        self.ip(&["link", "set", &inner, "up"]);
+    }
+
+    /// A command that runs inside namespace `ns`.
+    pub fn command(&self, ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(tool("ip", "iproute2"));
+        cmd.args(["netns", "exec", ns]).arg(program);
+        cmd
+    }
+
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        run(self.command(ns, args[0]).args(&args[1..]))
+    }
+
+    pub fn exec_ok(&self, ns: &str, args: &[&str]) -> Output {
+        run_ok(self.command(ns, args[0]).args(&args[1..]))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let ip = tool("ip", "iproute2");
+        if let Some(link) = &self.root_link {
+            let _ = Command::new(&ip).args(["link", "del", link]).output();
+        }
+        for ns in self.names.iter().rev() {
+            let _ = Command::new(&ip).args(["netns", "del", ns]).output();
+        }
+    }
+}
