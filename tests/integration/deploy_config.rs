@@ -783,10 +783,7 @@ fn bad_flags_are_refused_and_existing_files_stay_as_they_were() {
             "`domains[0]` = `example.com\\\"`: `\"` is not allowed",
         ),
         (&["--domain", "exa mple.com"], "a space is not allowed"),
-        (
-            &["--domain=-bad.example"],
-            "cannot start or end with `-`",
-        ),
+        (&["--domain=-bad.example"], "cannot start or end with `-`"),
         (
             &["--domain", "ex_ample.com"],
             "`_` is not allowed in a domain name",

@@ -53,8 +53,9 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
 
+    // Boxed: the many optional settings would make `cli::Command` lopsided.
     #[command(flatten)]
-    pub overrides: settings::Overrides,
+    pub overrides: Box<settings::Overrides>,
 }
 
 pub fn run(args: Args, ui: &Ui) -> Result<()> {
@@ -62,7 +63,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     let manifest = project.manifest_path().display().to_string();
     let mut settings = deploy_settings(&project)?;
     let shared: settings::Shared = project.settings(None)?;
-    settings.apply(args.overrides);
+    settings.apply(*args.overrides);
 
     let name = project.package().name.to_string();
     let validated = validate::validate(&name, &settings, &shared.static_url).map_err(|p| {
