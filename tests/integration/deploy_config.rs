@@ -405,7 +405,12 @@ fn nginx_in_front_of_two_instances_on_loopback() {
     let (http, https) = (free_port(), free_port());
     let out = s.scratch.join("out");
     let mut args = s.test_args(http, https);
-    args.extend(tls_args("custom", &certs));
+    // letsencrypt, the default: certbot's paths and the ACME webroot.
+    let acme = s.scratch.join("acme");
+    fs::create_dir_all(acme.join(".well-known/acme-challenge")).unwrap();
+    fs::write(acme.join(".well-known/acme-challenge/tok3n"), "proof\n").unwrap();
+    args.extend(tls_args("letsencrypt", &certs));
+    args.extend(["--acme-webroot".to_owned(), acme.display().to_string()]);
     args.extend(
         [
             "--listen-address",
@@ -509,6 +514,12 @@ fn nginx_in_front_of_two_instances_on_loopback() {
     assert_eq!(
         redirect.header("location"),
         Some(format!("https://localhost:{https}/some/page?x=1").as_str())
+    );
+    // The ACME challenge stays on HTTP, for certbot's webroot renewals.
+    let challenge = get(&http_addr, "/.well-known/acme-challenge/tok3n").unwrap();
+    assert_eq!(
+        (challenge.status, challenge.text().as_str()),
+        (200, "proof\n")
     );
     let unknown = request(
         &http_addr,
@@ -783,6 +794,10 @@ fn bad_flags_are_refused_and_existing_files_stay_as_they_were() {
             "`domains[0]` = `example.com\\\"`: `\"` is not allowed",
         ),
         (&["--domain", "exa mple.com"], "a space is not allowed"),
+        (
+            &["--domain", "a.example,A.example"],
+            "`domains[1]` = `A.example`: is listed twice",
+        ),
         (&["--domain=-bad.example"], "cannot start or end with `-`"),
         (
             &["--domain", "ex_ample.com"],
@@ -963,6 +978,32 @@ fn check_force_and_only() {
         .filter(|p| p.contains(".manage-"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+
+    // A file the settings no longer produce is reported by --check and
+    // warned about by a run, never silently left to be deployed.
+    manage()
+        .current_dir(&s.project)
+        .args(["deploy-config", "--tls", "off", "--force"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "https.conf` is no longer generated",
+        ));
+    manage()
+        .current_dir(&s.project)
+        .args(["deploy-config", "--tls", "off", "--check"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "only on disk, no longer generated",
+        ))
+        .stderr(predicate::str::contains("https.conf` (not generated)"));
+    fs::remove_file(out.join("nginx/cisite/sites/https.conf")).unwrap();
+    manage()
+        .current_dir(&s.project)
+        .args(["deploy-config", "--tls", "off", "--check"])
+        .assert()
+        .success();
 
     // --only writes only the chosen kinds.
     let only = s.scratch.join("only");

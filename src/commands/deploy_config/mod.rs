@@ -90,10 +90,12 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     let out_dir = args
         .out
         .unwrap_or_else(|| project.package_dir().join("deploy"));
+    // With --only, the other kinds of files on disk are expected.
+    let complete = args.only.is_empty();
     if args.check {
-        output::check(&out_dir, &files, ui)
+        output::check(&out_dir, &files, complete, ui)
     } else {
-        output::write(&out_dir, &files, args.force, ui)
+        output::write(&out_dir, &files, args.force, complete, ui)
     }
 }
 

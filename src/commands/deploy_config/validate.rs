@@ -531,6 +531,12 @@ pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Val
         .enumerate()
         .filter_map(|(i, d)| domain(&mut p, &format!("domains[{i}]"), d))
         .collect();
+    let folded: Vec<String> = s.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+    for (i, d) in folded.iter().enumerate() {
+        if folded[..i].contains(d) {
+            p.add(&format!("domains[{i}]"), &s.domains[i], "is listed twice");
+        }
+    }
     if s.domains.is_empty() {
         p.0.push("`domains` is empty: nginx needs at least one name to answer to".into());
     }
