@@ -1062,6 +1062,23 @@ fn version_gated_syntax_follows_the_target_nginx_and_openssl() {
             && !https.contains("ssl http2")
     );
     let conf = fs::read_to_string(out.join("nginx/nginx.conf")).unwrap();
-    assert!(conf.contains("ssl_ecdh_curve X25519MLKEM768:X25519:prime256v1:secp384r1;"));
+    assert!(conf.contains("ssl_ecdh_curve ?X25519MLKEM768:X25519:prime256v1:secp384r1;"));
     assert!(!conf.contains("ssl_session_tickets off"));
+    // nginx here may be older than the target, but gixy reads any version.
+    fs::copy("/etc/nginx/mime.types", out.join("nginx/mime.types")).unwrap();
+    let gixy = run(Command::new(venv_tool("gixy")).arg(out.join("nginx/nginx.conf")));
+    assert!(
+        gixy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gixy.stdout)
+    );
+
+    // Without the brotli modules the config must not load or use them.
+    let plain = s.scratch.join("plain");
+    let mut args = s.test_args(18080, 18443);
+    args.extend(["--brotli", "false", "--tls", "off"].map(String::from));
+    s.deploy(&plain, &args);
+    let conf = fs::read_to_string(plain.join("nginx/nginx.conf")).unwrap();
+    assert!(!conf.contains("brotli"), "{conf}");
+    run_ok(s.nginx(&plain).arg("-t"));
 }

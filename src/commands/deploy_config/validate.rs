@@ -942,9 +942,10 @@ pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Val
             http2_directive: nginx_version >= (1, 25, 1),
             session_tickets_off: nginx_version < (1, 23, 2),
             // X25519MLKEM768 exists from OpenSSL 3.5; older ones refuse the
-            // whole list.
+            // whole list. The `?` (OpenSSL 3.3+) skips it instead if the
+            // machine turns out older than the setting says.
             ecdh_curve: if openssl_version >= (3, 5, 0) {
-                "X25519MLKEM768:X25519:prime256v1:secp384r1"
+                "?X25519MLKEM768:X25519:prime256v1:secp384r1"
             } else {
                 "X25519:prime256v1:secp384r1"
             },
@@ -1020,7 +1021,7 @@ mod tests {
         let c = validate("site", &s, "/static/").ok().unwrap().context;
         assert!(c.nginx.http2_directive);
         assert!(!c.nginx.session_tickets_off);
-        assert!(c.nginx.ecdh_curve.starts_with("X25519MLKEM768:"));
+        assert!(c.nginx.ecdh_curve.starts_with("?X25519MLKEM768:"));
         s.nginx_version = "1.18".into();
         assert!(problems(&s)[0].contains("1.19.4"));
     }
