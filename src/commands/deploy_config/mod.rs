@@ -9,6 +9,8 @@
 //! with flags on top; everything is validated before anything is
 //! rendered, and rendered before anything is written (issue #5).
 
+mod checks;
+mod context;
 mod output;
 mod settings;
 mod validate;

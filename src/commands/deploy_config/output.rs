@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use minijinja::Environment;
 
-use super::validate::Context;
+use super::context::Context;
 use crate::error::hinted;
 use crate::render::{self, OutputFile, TEMPLATES};
 use crate::ui::Ui;

@@ -1,0 +1,237 @@
+//! The template context: what every template under `templates/deploy/`
+//! sees, field by field, and the machines of the layout. Values here are
+//! already validated (see `validate`); templates paste them unescaped.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+/// What the templates see. Field names are the template variables.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    pub name: String,
+    /// `name` as an identifier for nginx zones and nftables tables.
+    pub ident: String,
+    pub manage_version: &'static str,
+    pub domains: Vec<String>,
+    pub tls: Tls,
+    pub hsts: Hsts,
+    pub ports: Vec<u16>,
+    /// `host:port` of every app instance, for nginx's upstream.
+    pub upstreams: Vec<String>,
+    pub user: String,
+    pub prefix: String,
+    pub binary: String,
+    pub env_file: String,
+    pub env_dir: String,
+    pub static_root: String,
+    pub static_url: String,
+    pub client_max_body_size: String,
+    pub proxy_connect_timeout: String,
+    pub proxy_read_timeout: String,
+    pub rate_limit: String,
+    pub rate_limit_burst: u64,
+    pub compress_types: &'static str,
+    pub nginx: Nginx,
+    pub ssh_port: u16,
+    pub db: Db,
+    pub topology: Option<Topology>,
+    pub hosts: Vec<Host>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tls {
+    pub enabled: bool,
+    /// `letsencrypt`, `custom` or `off`.
+    pub mode: &'static str,
+    pub certificate: String,
+    pub certificate_key: String,
+    pub acme_webroot: String,
+    pub cert_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hsts {
+    pub enabled: bool,
+    pub max_age: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Nginx {
+    pub version: String,
+    pub openssl_version: String,
+    /// `http2 on;` (nginx >= 1.25.1) instead of `listen ... http2`.
+    pub http2_directive: bool,
+    /// Ticket keys never rotate before nginx 1.23.2.
+    pub session_tickets_off: bool,
+    pub ecdh_curve: &'static str,
+    pub brotli: bool,
+    pub user: String,
+    pub conf_dir: String,
+    pub pid: String,
+    pub log_dir: String,
+    pub temp_dir: Option<String>,
+    pub http_port: u16,
+    pub https_port: u16,
+    pub listen_http: String,
+    pub listen_https: String,
+    /// `:8443` when HTTPS is not on 443, for redirects.
+    pub https_port_suffix: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Db {
+    pub port: u16,
+    pub name: String,
+    pub user: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Topology {
+    pub web: Addr,
+    pub apps: Vec<Addr>,
+    pub db: Addr,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Addr {
+    pub address: String,
+    /// nftables address family keyword: `ip` or `ip6`.
+    pub family: &'static str,
+    /// The single-address network, for pg_hba.conf.
+    pub cidr: String,
+}
+
+/// One machine of the layout; templates get it as `host`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    /// `web-1`, `app-2`, ...; empty in the one-machine layout.
+    pub name: String,
+    pub label: String,
+    /// Output subdirectory with a trailing `/`, or empty.
+    pub dir: String,
+    pub address: String,
+    pub roles: Vec<&'static str>,
+    pub web: bool,
+    pub app: bool,
+    pub db: bool,
+    /// Address the app sockets bind (`host.bind_socket` brackets IPv6).
+    pub bind: String,
+    pub bind_socket: String,
+    /// Who may connect to the app sockets.
+    pub allow_in: Vec<String>,
+    /// Whom the app instances may talk to at all.
+    pub allow_service: Vec<String>,
+}
+
+pub const COMPRESS_TYPES: &str = "text/plain text/css text/xml text/javascript application/json application/javascript application/xml application/rss+xml application/atom+xml image/svg+xml";
+pub fn addr(ip: IpAddr) -> Addr {
+    Addr {
+        address: ip.to_string(),
+        family: if ip.is_ipv4() { "ip" } else { "ip6" },
+        cidr: format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }),
+    }
+}
+
+pub fn socket_host(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_owned()
+    }
+}
+
+/// The machines of the layout, and every app instance's `host:port` for
+/// nginx. One machine runs web and app; with a topology, each machine gets
+/// its own directory and only the flows between them are allowed.
+pub fn layout(
+    topology: Option<(IpAddr, Vec<IpAddr>, IpAddr)>,
+    ports: &[u16],
+    egress: &[String],
+) -> (Option<Topology>, Vec<Host>, Vec<String>) {
+    let localhost = "localhost".to_owned();
+    match topology {
+        None => {
+            let host = Host {
+                name: String::new(),
+                label: "this machine".into(),
+                dir: String::new(),
+                address: String::new(),
+                roles: vec!["web", "app"],
+                web: true,
+                app: true,
+                db: false,
+                bind: "127.0.0.1".into(),
+                bind_socket: "127.0.0.1".into(),
+                allow_in: vec![localhost.clone()],
+                allow_service: [localhost.clone()]
+                    .into_iter()
+                    .chain(egress.iter().cloned())
+                    .collect(),
+            };
+            let upstreams = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+            (None, vec![host], upstreams)
+        }
+        Some((web, apps, db)) => {
+            let mut hosts = vec![Host {
+                name: "web-1".into(),
+                label: "web-1".into(),
+                dir: "web-1/".into(),
+                address: web.to_string(),
+                roles: vec!["web"],
+                web: true,
+                app: false,
+                db: false,
+                bind: String::new(),
+                bind_socket: String::new(),
+                allow_in: Vec::new(),
+                allow_service: Vec::new(),
+            }];
+            let mut upstreams = Vec::new();
+            for (i, a) in apps.iter().enumerate() {
+                let name = format!("app-{}", i + 1);
+                let bind = a.to_string();
+                for port in ports {
+                    upstreams.push(format!("{}:{port}", socket_host(&bind)));
+                }
+                hosts.push(Host {
+                    label: name.clone(),
+                    dir: format!("{name}/"),
+                    name,
+                    address: bind.clone(),
+                    roles: vec!["app"],
+                    web: false,
+                    app: true,
+                    db: false,
+                    bind_socket: socket_host(&bind),
+                    bind,
+                    allow_in: vec![web.to_string()],
+                    allow_service: [web.to_string(), db.to_string(), localhost.clone()]
+                        .into_iter()
+                        .chain(egress.iter().cloned())
+                        .collect(),
+                });
+            }
+            hosts.push(Host {
+                name: "db-1".into(),
+                label: "db-1".into(),
+                dir: "db-1/".into(),
+                address: db.to_string(),
+                roles: vec!["db"],
+                web: false,
+                app: false,
+                db: true,
+                bind: String::new(),
+                bind_socket: String::new(),
+                allow_in: Vec::new(),
+                allow_service: Vec::new(),
+            });
+            let topology = Topology {
+                web: addr(web),
+                apps: apps.into_iter().map(addr).collect(),
+                db: addr(db),
+            };
+            (Some(topology), hosts, upstreams)
+        }
+    }
+}
