@@ -5,8 +5,13 @@
 //! A missing tool fails the test with the command that installs it:
 //! `.ci/run` installs them all, so a skip would only hide a broken CI.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use assert_cmd::prelude::*;
+
+use crate::helpers::{self, manage};
 
 /// An executable on PATH (or in /usr/sbin, /sbin), or a failed test.
 pub fn tool(name: &str, package: &str) -> PathBuf {
@@ -247,5 +252,91 @@ impl Drop for Netns {
         for ns in self.names.iter().rev() {
             let _ = Command::new(&ip).args(["netns", "del", ns]).output();
         }
+    }
+}
+
+/// A generated project plus a scratch directory for nginx's pid, logs,
+/// temp files, static root and certificates.
+pub struct Site {
+    _tmp: tempfile::TempDir,
+    pub name: String,
+    pub project: PathBuf,
+    pub scratch: PathBuf,
+}
+
+pub fn site(name: &str) -> Site {
+    let (tmp, project) = helpers::generate(name);
+    let scratch = tmp.path().join("scratch");
+    for dir in ["logs", "tmp", "static", "le/localhost"] {
+        fs::create_dir_all(scratch.join(dir)).unwrap();
+    }
+    Site {
+        _tmp: tmp,
+        name: name.into(),
+        project,
+        scratch,
+    }
+}
+
+impl Site {
+    /// The advanced settings that point nginx into the scratch directory.
+    pub fn test_args(&self, http: u16, https: u16) -> Vec<String> {
+        let t = |p: &str| self.scratch.join(p).display().to_string();
+        [
+            "--domain",
+            "localhost",
+            "--http-port",
+            &http.to_string(),
+            "--https-port",
+            &https.to_string(),
+            "--nginx-user",
+            "root",
+            "--nginx-pid",
+            &t("nginx.pid"),
+            "--nginx-log-dir",
+            &t("logs"),
+            "--nginx-temp-dir",
+            &t("tmp"),
+            "--static-root",
+            &t("static"),
+            "--letsencrypt-dir",
+            &t("le"),
+            "--binary",
+            "/usr/bin/true",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    pub fn deploy(&self, out: &Path, args: &[String]) {
+        manage()
+            .current_dir(&self.project)
+            .args(["deploy-config", "--out"])
+            .arg(out)
+            .args(args)
+            .assert()
+            .success();
+    }
+
+    pub fn certs(&self) -> Certs {
+        let certs = Certs::make(&self.scratch.join("certs"));
+        // letsencrypt mode reads certbot's layout.
+        let le = self.scratch.join("le/localhost");
+        fs::copy(&certs.chain, le.join("fullchain.pem")).unwrap();
+        fs::copy(&certs.key, le.join("privkey.pem")).unwrap();
+        certs
+    }
+
+    /// nginx for a generated web directory, mime.types beside it as
+    /// /etc/nginx has it.
+    pub fn nginx(&self, web: &Path) -> Command {
+        fs::copy("/etc/nginx/mime.types", web.join("nginx/mime.types")).unwrap();
+        let mut cmd = Command::new(tool("nginx", "nginx"));
+        cmd.arg("-e")
+            .arg(self.scratch.join("logs/early.log"))
+            .arg("-c")
+            .arg(web.join("nginx/nginx.conf"));
+        cmd
     }
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod deploy_config;
+mod deploy_live;
 mod deploy_support;
 mod helpers;
 mod startproject;

@@ -1,0 +1,559 @@
+//! `manage deploy-config` proven by the real tools: nginx -t, gixy,
+//! systemd-analyze, shellcheck and nft over every layout and TLS mode;
+//! nginx in front of two real instances on loopback (sslyze included); and
+//! the three-machine layout in network namespaces behind its own firewall.
+
+use std::fs;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::deploy_support::{run, run_ok, site, tool, venv_tool, Certs, Netns, Site};
+use crate::helpers::{build_project, eventually, free_port, get, request, tree, Running};
+
+fn tls_args(mode: &str, certs: &Certs) -> Vec<String> {
+    let mut args = vec!["--tls".to_owned(), mode.to_owned()];
+    if mode == "custom" {
+        args.extend([
+            "--tls-certificate".to_owned(),
+            certs.chain.display().to_string(),
+            "--tls-certificate-key".to_owned(),
+            certs.key.display().to_string(),
+        ]);
+    }
+    args
+}
+
+/// `Overall exposure level for NAME@i.service: 1.1 OK`.
+fn exposure(report: &str) -> f64 {
+    let line = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure level in:\n{report}"));
+    line.split(':')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the exposure in {line:?}"))
+}
+
+/// The machines of a generated tree: the tree itself in the one-machine
+/// layout, else its `web-1/`, `app-1/`, ... directories.
+fn host_dirs(out: &Path) -> Vec<PathBuf> {
+    if out.join("install.sh").is_file() {
+        return vec![out.to_path_buf()];
+    }
+    let mut hosts: Vec<PathBuf> = fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+/// Every validator over one generated tree; returns the worst exposure.
+fn validate_tree(s: &Site, out: &Path) -> f64 {
+    let mut worst: f64 = 0.0;
+    let mut seen = (false, false);
+    for (i, host) in host_dirs(out).into_iter().enumerate() {
+        let what = host.display().to_string();
+        if host.join("nginx").is_dir() {
+            seen.0 = true;
+            run_ok(s.nginx(&host).arg("-t"));
+            let gixy = run(Command::new(venv_tool("gixy")).arg(host.join("nginx/nginx.conf")));
+            let report = String::from_utf8_lossy(&gixy.stdout);
+            assert!(
+                gixy.status.success() && report.contains("No issues found"),
+                "gixy on {what}:\n{report}{}",
+                String::from_utf8_lossy(&gixy.stderr)
+            );
+        }
+        if host.join("systemd").is_dir() {
+            seen.1 = true;
+            // Instances as systemd would load them: NAME@PORT.{socket,service}.
+            let units = tempfile::tempdir_in(&s.scratch).unwrap();
+            let name = &s.name;
+            let mut files = Vec::new();
+            for port in ["8001", "8002"] {
+                for kind in ["socket", "service"] {
+                    let to = units.path().join(format!("{name}@{port}.{kind}"));
+                    fs::copy(host.join(format!("systemd/{name}@.{kind}")), &to).unwrap();
+                    files.push(to);
+                }
+            }
+            let target = units.path().join(format!("{name}.target"));
+            fs::copy(host.join(format!("systemd/{name}.target")), &target).unwrap();
+            files.push(target);
+            let analyze = tool("systemd-analyze", "systemd");
+            let verify = run(Command::new(&analyze).arg("verify").args(&files));
+            assert!(
+                verify.status.success() && verify.stderr.is_empty(),
+                "systemd-analyze verify on {what} (any output fails: unknown keys only warn):\n{}",
+                String::from_utf8_lossy(&verify.stderr)
+            );
+            let security = run_ok(
+                Command::new(&analyze)
+                    .args(["security", "--offline=true", "--no-pager"])
+                    .arg(host.join(format!("systemd/{name}@.service"))),
+            );
+            let level = exposure(&String::from_utf8_lossy(&security.stdout));
+            assert!(level <= 2.0, "exposure {level} > 2.0 for {what}");
+            worst = worst.max(level);
+        }
+        run_ok(Command::new(tool("shellcheck", "shellcheck")).arg(host.join("install.sh")));
+        let rules: Vec<PathBuf> = fs::read_dir(host.join("nftables"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(rules.len(), 1, "host {i}: {rules:?}");
+        run_ok(
+            Command::new(tool("nft", "nftables"))
+                .arg("-c")
+                .arg("-f")
+                .arg(&rules[0]),
+        );
+    }
+    assert!(seen.0 && seen.1, "no web or app files in {}", out.display());
+    worst
+}
+
+#[test]
+fn every_layout_and_tls_mode_passes_the_validators() {
+    let s = site("valsite");
+    let certs = s.certs();
+    let mut worst: f64 = 0.0;
+    for three in [false, true] {
+        for mode in ["off", "custom", "letsencrypt"] {
+            let out = s.scratch.join(format!("out-{three}-{mode}"));
+            let mut args = s.test_args(18080, 18443);
+            args.extend(tls_args(mode, &certs));
+            if three {
+                args.extend(
+                    [
+                        "--web",
+                        "10.0.0.10",
+                        "--app",
+                        "10.0.0.20,10.0.0.21",
+                        "--db",
+                        "10.0.0.30",
+                    ]
+                    .map(String::from),
+                );
+            }
+            s.deploy(&out, &args);
+            let hosts: Vec<String> = tree(&out)
+                .into_iter()
+                .filter(|p| p.ends_with("/install.sh"))
+                .collect();
+            if three {
+                assert_eq!(
+                    hosts,
+                    [
+                        "app-1/install.sh",
+                        "app-2/install.sh",
+                        "db-1/install.sh",
+                        "web-1/install.sh"
+                    ]
+                );
+                let hba = fs::read_to_string(out.join("db-1/postgres/pg_hba.conf")).unwrap();
+                assert!(
+                    hba.contains("10.0.0.20/32    scram-sha-256") && hba.contains("10.0.0.21/32")
+                );
+                let socket = fs::read_to_string(out.join("app-2/systemd/valsite@.socket")).unwrap();
+                assert!(socket.contains("ListenStream=10.0.0.21:%i"), "{socket}");
+                assert!(socket.contains("IPAddressAllow=10.0.0.10\n"), "{socket}");
+            }
+            worst = worst.max(validate_tree(&s, &out));
+        }
+    }
+    assert!(worst > 0.0 && worst <= 2.0, "exposure {worst}");
+}
+
+/// Two free consecutive loopback ports.
+fn consecutive_ports() -> u16 {
+    (0..50)
+        .find_map(|_| {
+            let base = free_port();
+            let next = base.checked_add(1)?;
+            std::net::TcpListener::bind(("127.0.0.1", next)).ok()?;
+            Some(base)
+        })
+        .expect("two consecutive free ports")
+}
+
+/// Every line a process has printed to stderr so far.
+fn drain(r: &Running) -> Vec<String> {
+    r.stderr.try_iter().collect()
+}
+
+struct Https {
+    curl: PathBuf,
+    ca: PathBuf,
+    port: u16,
+}
+
+impl Https {
+    /// (status, headers, body) for a GET over TLS, name `localhost`.
+    fn get(&self, path: &str) -> (u16, Vec<(String, String)>, String) {
+        let out = run(Command::new(&self.curl)
+            .args(["-sS", "--max-time", "10", "-D", "-", "--cacert"])
+            .arg(&self.ca)
+            .arg("--resolve")
+            .arg(format!("localhost:{}:127.0.0.1", self.port))
+            .arg(format!("https://localhost:{}{path}", self.port)));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return (
+                0,
+                Vec::new(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+        };
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        (status, headers, body.to_owned())
+    }
+}
+
+fn headers_named<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn nginx_in_front_of_two_instances_on_loopback() {
+    let s = site("shop");
+    let exe = build_project(&s.project, "shop");
+    let certs = s.certs();
+    let static_root = s.scratch.join("static");
+    fs::create_dir_all(static_root.join("css")).unwrap();
+    fs::write(static_root.join("css/site.css"), "body { color: teal }\n").unwrap();
+    fs::write(
+        static_root.join("app.0123456789ab.css"),
+        "p { margin: 0 }\n",
+    )
+    .unwrap();
+
+    let base = consecutive_ports();
+    let (http, https) = (free_port(), free_port());
+    let out = s.scratch.join("out");
+    let mut args = s.test_args(http, https);
+    // letsencrypt, the default: certbot's paths and the ACME webroot.
+    let acme = s.scratch.join("acme");
+    fs::create_dir_all(acme.join(".well-known/acme-challenge")).unwrap();
+    fs::write(acme.join(".well-known/acme-challenge/tok3n"), "proof\n").unwrap();
+    args.extend(tls_args("letsencrypt", &certs));
+    args.extend(["--acme-webroot".to_owned(), acme.display().to_string()]);
+    args.extend(
+        [
+            "--listen-address",
+            "127.0.0.1",
+            "--base-port",
+            &base.to_string(),
+            "--rate-limit",
+            "1000r/s",
+        ]
+        .map(String::from),
+    );
+    s.deploy(&out, &args);
+
+    let instances: Vec<Running> = [base, base + 1]
+        .iter()
+        .map(|port| {
+            let mut cmd = Command::new(&exe);
+            cmd.env("HOST", "127.0.0.1")
+                .env("PORT", port.to_string())
+                .env_remove("LISTEN_FDS");
+            let r = Running::start(cmd);
+            r.wait_for_line("listening on http://", Duration::from_secs(10));
+            r
+        })
+        .collect();
+    let mut nginx_cmd = s.nginx(&out);
+    nginx_cmd.args(["-g", "daemon off;"]);
+    let _nginx = Running::start(nginx_cmd);
+    let client = Https {
+        curl: tool("curl", "curl"),
+        ca: certs.ca.clone(),
+        port: https,
+    };
+    eventually(Duration::from_secs(10), || {
+        (client.get("/healthz").0 == 200).then_some(())
+    })
+    .expect("nginx answers over TLS within 10 s");
+
+    // Dynamic requests reach both instances.
+    drain(&instances[0]);
+    drain(&instances[1]);
+    for _ in 0..10 {
+        let (status, headers, body) = client.get("/");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("shop is running"));
+        assert_eq!(
+            headers_named(&headers, "x-content-type-options"),
+            ["nosniff"]
+        );
+        assert_eq!(
+            headers_named(&headers, "strict-transport-security"),
+            ["max-age=63072000; includeSubDomains"]
+        );
+    }
+    let served: Vec<usize> = instances
+        .iter()
+        .map(|r| {
+            drain(r)
+                .iter()
+                .filter(|l| l.contains("\"GET / HTTP/1.1\" 200"))
+                .count()
+        })
+        .collect();
+    assert!(
+        served[0] > 0 && served[1] > 0 && served[0] + served[1] == 10,
+        "{served:?}"
+    );
+
+    // Static files come from nginx, with one Cache-Control header, long
+    // only for a content-hashed name; the app never sees them.
+    let (status, headers, body) = client.get("/static/css/site.css");
+    assert_eq!((status, body.as_str()), (200, "body { color: teal }\n"));
+    assert_eq!(headers_named(&headers, "cache-control"), ["no-cache"]);
+    assert_eq!(
+        headers_named(&headers, "x-frame-options"),
+        ["DENY"],
+        "security headers kept"
+    );
+    let (status, headers, _) = client.get("/static/app.0123456789ab.css");
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers_named(&headers, "cache-control"),
+        ["public, max-age=31536000, immutable"]
+    );
+    assert_eq!(client.get("/static/missing.css").0, 404);
+    assert_eq!(client.get("/.env").0, 403);
+    for r in &instances {
+        let lines = drain(r);
+        assert!(
+            lines
+                .iter()
+                .all(|l| !l.contains("/static/") && !l.contains(".env")),
+            "{lines:?}"
+        );
+    }
+
+    // HTTP redirects to HTTPS with 308; an unknown Host gets no answer (444).
+    let http_addr = format!("127.0.0.1:{http}");
+    let redirect = get(&http_addr, "/some/page?x=1").unwrap();
+    assert_eq!(redirect.status, 308);
+    assert_eq!(
+        redirect.header("location"),
+        Some(format!("https://localhost:{https}/some/page?x=1").as_str())
+    );
+    // The ACME challenge stays on HTTP, for certbot's webroot renewals.
+    let challenge = get(&http_addr, "/.well-known/acme-challenge/tok3n").unwrap();
+    assert_eq!(
+        (challenge.status, challenge.text().as_str()),
+        (200, "proof\n")
+    );
+    let unknown = request(
+        &http_addr,
+        "GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    );
+    assert!(unknown.is_err(), "unknown Host answered: {unknown:?}");
+
+    // sslyze: Mozilla's intermediate profile.
+    let sslyze = run(Command::new(venv_tool("sslyze"))
+        .arg(format!("--certinfo_ca_file={}", certs.ca.display()))
+        .arg("--mozilla_config=intermediate")
+        .arg(format!("localhost:{https}{{127.0.0.1}}")));
+    let report = String::from_utf8_lossy(&sslyze.stdout);
+    assert!(
+        sslyze.status.success() && report.contains(&format!("localhost:{https}: OK - Compliant")),
+        "sslyze:\n{report}{}",
+        String::from_utf8_lossy(&sslyze.stderr)
+    );
+
+    // Kill one instance under a continuous client: no request fails.
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = {
+        let stop = stop.clone();
+        let client = Https {
+            ca: certs.ca.clone(),
+            ..client
+        };
+        std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            while !stop.load(Ordering::Relaxed) && statuses.len() < 400 {
+                statuses.push(client.get("/").0);
+            }
+            statuses
+        })
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    instances[0].signal(libc::SIGKILL);
+    drain(&instances[1]);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let statuses = loader.join().unwrap();
+    assert!(
+        statuses.len() >= 10,
+        "only {} requests were made",
+        statuses.len()
+    );
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    let after = drain(&instances[1])
+        .iter()
+        .filter(|l| l.contains("\"GET / HTTP/1.1\" 200"))
+        .count();
+    assert!(
+        after > 0,
+        "the surviving instance served nothing after the kill"
+    );
+}
+
+/// True when a TCP connection from this (root) namespace succeeds.
+fn connects(addr: &str) -> bool {
+    let addr: SocketAddr = addr.parse().unwrap();
+    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+}
+
+#[test]
+#[allow(clippy::print_stderr)]
+fn three_machines_in_network_namespaces() {
+    let s = site("tri");
+    let exe = build_project(&s.project, "tri");
+    let (web_ip, app_ip, db_ip) = ("10.231.77.10", "10.231.77.20", "10.231.77.30");
+    let mut net = Netns::new();
+    let web = net.add_machine("web", web_ip);
+    let app = net.add_machine("app", app_ip);
+    let db = net.add_machine("db", db_ip);
+    net.connect_root("10.231.77.1");
+
+    let out = s.scratch.join("out");
+    let mut args = s.test_args(80, 443);
+    args.extend(
+        [
+            "--tls",
+            "off",
+            "--web",
+            web_ip,
+            "--app",
+            app_ip,
+            "--db",
+            db_ip,
+            "--instances",
+            "2",
+        ]
+        .map(String::from),
+    );
+    s.deploy(&out, &args);
+
+    let start_in = |ns: &str, host: &str, port: u16| {
+        let mut cmd = net.command(ns, &exe);
+        cmd.env("HOST", host)
+            .env("PORT", port.to_string())
+            .env_remove("LISTEN_FDS");
+        let r = Running::start(cmd);
+        r.wait_for_line("listening on http://", Duration::from_secs(10));
+        r
+    };
+    let instances = [start_in(&app, app_ip, 8001), start_in(&app, app_ip, 8002)];
+    // A stand-in for PostgreSQL: anything listening on 5432.
+    let _db_listener = start_in(&db, db_ip, 5432);
+    let mut nginx_cmd = net.command(&web, tool("nginx", "nginx"));
+    fs::copy("/etc/nginx/mime.types", out.join("web-1/nginx/mime.types")).unwrap();
+    nginx_cmd
+        .arg("-e")
+        .arg(s.scratch.join("logs/early.log"))
+        .arg("-c")
+        .arg(out.join("web-1/nginx/nginx.conf"))
+        .args(["-g", "daemon off;"]);
+    let _nginx = Running::start(nginx_cmd);
+
+    let web_addr = format!("{web_ip}:80");
+    let through_web = || {
+        eventually(Duration::from_secs(10), || {
+            get(&web_addr, "/healthz").ok().filter(|r| r.status == 200)
+        })
+    };
+    through_web().expect("the app answers through web");
+    // Without a firewall the app port is reachable from anywhere: the
+    // refusal below is the ruleset's doing, not the network's.
+    assert!(
+        connects(&format!("{app_ip}:8001")),
+        "root reaches app before the firewall"
+    );
+
+    let can_filter = net.exec(&app, &["nft", "list", "ruleset"]).status.success();
+    if !can_filter {
+        eprintln!(
+            "NOTE: this kernel refuses nftables inside a network namespace; \
+             the firewall half of three_machines_in_network_namespaces did not run"
+        );
+        return;
+    }
+    for (ns, host) in [(&web, "web-1"), (&app, "app-1"), (&db, "db-1")] {
+        let rules = out.join(format!("{host}/nftables/tri.nft"));
+        net.exec_ok(ns, &["nft", "-f", rules.to_str().unwrap()]);
+        // Idempotent: loading again replaces the table.
+        net.exec_ok(ns, &["nft", "-f", rules.to_str().unwrap()]);
+    }
+
+    // anyone -> web -> app still works, and the app sees web as the peer.
+    drain(&instances[0]);
+    drain(&instances[1]);
+    for _ in 0..4 {
+        assert_eq!(
+            through_web()
+                .expect("through web after the firewall")
+                .status,
+            200
+        );
+    }
+    let lines: Vec<String> = instances.iter().flat_map(drain).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("{web_ip}:"))),
+        "{lines:?}"
+    );
+    // root -> app directly: dropped.
+    assert!(
+        !connects(&format!("{app_ip}:8001")),
+        "root reached the app port directly"
+    );
+    assert!(
+        !connects(&format!("{app_ip}:8002")),
+        "root reached the app port directly"
+    );
+    // app -> db allowed; web -> db and root -> db dropped.
+    let tcp_from = |ns: &str| {
+        net.exec(
+            ns,
+            &[
+                "timeout",
+                "3",
+                "bash",
+                "-c",
+                &format!("exec 3<>/dev/tcp/{db_ip}/5432"),
+            ],
+        )
+        .status
+        .success()
+    };
+    assert!(tcp_from(&app), "app cannot reach db");
+    assert!(!tcp_from(&web), "web reached db");
+    assert!(!connects(&format!("{db_ip}:5432")), "root reached db");
+}
