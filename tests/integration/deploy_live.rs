@@ -556,4 +556,19 @@ fn three_machines_in_network_namespaces() {
     assert!(tcp_from(&app), "app cannot reach db");
     assert!(!tcp_from(&web), "web reached db");
     assert!(!connects(&format!("{db_ip}:5432")), "root reached db");
+
+    // The default per-client rate limit (10r/s, burst 20): a rapid burst
+    // past it is answered 429 by nginx.
+    let statuses: Vec<u16> = (0..60)
+        .map(|_| get(&web_addr, "/healthz").map(|r| r.status).unwrap_or(0))
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s == 200).count() >= 20,
+        "{statuses:?}"
+    );
 }
