@@ -213,6 +213,11 @@ fn bad_flags_are_refused_and_existing_files_stay_as_they_were() {
             "`https-port` = `8002`: collides with an app instance's port",
         ),
         (&["--app-egress", "10.0.0.0/40"], "`app-egress[0]`"),
+        (
+            &["--db-name", "my-db"],
+            "`db-name` = `my-db`: `-` is not allowed",
+        ),
+        (&["--ssh-port", "8001"], "`ssh-port` = `8001`: collides"),
     ];
     for (args, message) in cases {
         manage()

@@ -200,6 +200,18 @@ pub struct Overrides {
     /// OpenSSL version nginx is linked with (3.0 = Debian 12)
     #[arg(long, value_name = "VERSION")]
     pub openssl_version: Option<String>,
+    /// Port sshd listens on; every firewall keeps it open
+    #[arg(long, value_name = "PORT")]
+    pub ssh_port: Option<u64>,
+    /// PostgreSQL port on the database machine
+    #[arg(long, value_name = "PORT")]
+    pub db_port: Option<u64>,
+    /// Database the app machines may use [default: the crate name]
+    #[arg(long, value_name = "NAME")]
+    pub db_name: Option<String>,
+    /// Database user of the app [default: the crate name]
+    #[arg(long, value_name = "NAME")]
+    pub db_user: Option<String>,
     /// Addresses or networks the app may connect to (repeat; none by default)
     #[arg(long, value_name = "NET", value_delimiter = ',')]
     pub app_egress: Vec<String>,
@@ -267,6 +279,8 @@ impl Settings {
             proxy_read_timeout,
             rate_limit,
             rate_limit_burst,
+            ssh_port,
+            db_port,
             nginx_version,
             openssl_version,
             http_port,
@@ -286,6 +300,8 @@ impl Settings {
             binary,
             env_file,
             static_root,
+            db_name,
+            db_user,
             listen_address,
             nginx_temp_dir
         );
