@@ -313,15 +313,18 @@ fn nginx_in_front_of_two_instances_on_loopback() {
             ["max-age=63072000; includeSubDomains"]
         );
     }
-    let served: Vec<usize> = instances
-        .iter()
-        .map(|r| {
-            drain(r)
+    // The log line is printed before the response is sent, but it reaches
+    // us through a reader thread: give it a moment.
+    let mut served = [0usize; 2];
+    eventually(Duration::from_secs(5), || {
+        for (count, r) in served.iter_mut().zip(&instances) {
+            *count += drain(r)
                 .iter()
                 .filter(|l| l.contains("\"GET / HTTP/1.1\" 200"))
-                .count()
-        })
-        .collect();
+                .count();
+        }
+        (served[0] + served[1] >= 10).then_some(())
+    });
     assert!(
         served[0] > 0 && served[1] > 0 && served[0] + served[1] == 10,
         "{served:?}"
@@ -524,11 +527,15 @@ fn three_machines_in_network_namespaces() {
             200
         );
     }
-    let lines: Vec<String> = instances.iter().flat_map(drain).collect();
-    assert!(
-        lines.iter().any(|l| l.starts_with(&format!("{web_ip}:"))),
-        "{lines:?}"
-    );
+    let mut lines: Vec<String> = Vec::new();
+    let from_web = eventually(Duration::from_secs(5), || {
+        lines.extend(instances.iter().flat_map(drain));
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{web_ip}:")))
+            .then_some(())
+    });
+    assert!(from_web.is_some(), "{lines:?}");
     // root -> app directly: dropped.
     assert!(
         !connects(&format!("{app_ip}:8001")),
