@@ -367,6 +367,24 @@ fn check_force_and_only() {
         ))
         .stderr(predicate::str::contains("https.conf` (not generated)"));
     fs::remove_file(out.join("nginx/cisite/sites/https.conf")).unwrap();
+    // A layout change leaves whole machine directories behind.
+    fs::create_dir_all(out.join("web-1/nginx")).unwrap();
+    fs::write(out.join("web-1/nginx/nginx.conf"), "old").unwrap();
+    // Files that are not deploy-config's are none of its business.
+    fs::write(out.join("NOTES.md"), "mine").unwrap();
+    fs::create_dir_all(out.join("docs")).unwrap();
+    fs::write(out.join("docs/x.txt"), "mine").unwrap();
+    manage()
+        .current_dir(&s.project)
+        .args(["deploy-config", "--tls", "off", "--check"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("web-1/nginx/nginx.conf` (not generated)")
+                .and(predicate::str::contains("NOTES.md").not())
+                .and(predicate::str::contains("x.txt").not()),
+        );
+    fs::remove_dir_all(out.join("web-1")).unwrap();
     manage()
         .current_dir(&s.project)
         .args(["deploy-config", "--tls", "off", "--check"])

@@ -265,15 +265,14 @@ pub fn check(out_dir: &Path, files: &[OutputFile], complete: bool, ui: &Ui) -> R
     ))
 }
 
-/// Files under `out_dir` that the settings no longer produce (a layout
-/// or TLS change), which would otherwise be copied to the machines.
+/// Files in the directories deploy-config owns under `out_dir` (the kinds
+/// of files and the machines, `nginx/` or `web-1/`) that the settings no
+/// longer produce, after a change of layout or TLS mode; left there, they
+/// would be copied to the machines. Other files (`--out .`) are not ours.
 pub fn extra_files(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", dir.display())),
-        };
+        let entries =
+            fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))?;
         for entry in entries {
             let path = entry
                 .with_context(|| format!("cannot read `{}`", dir.display()))?
@@ -286,8 +285,28 @@ pub fn extra_files(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>>
         }
         Ok(())
     }
+    fn owned(name: &str) -> bool {
+        let machine = ["web-", "app-", "db-"].iter().any(|prefix| {
+            name.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+        machine || ["nginx", "systemd", "postgres", "nftables"].contains(&name)
+    }
+    let entries = match fs::read_dir(out_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", out_dir.display())),
+    };
     let mut found = Vec::new();
-    walk(out_dir, &mut found)?;
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read `{}`", out_dir.display()))?
+            .path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() && owned(name) {
+            walk(&path, &mut found)?;
+        }
+    }
     let generated: std::collections::BTreeSet<PathBuf> =
         files.iter().map(|f| out_dir.join(&f.path)).collect();
     found.retain(|p| !generated.contains(p));
