@@ -73,8 +73,10 @@ pub struct Nginx {
     pub temp_dir: Option<String>,
     pub http_port: u16,
     pub https_port: u16,
-    pub listen_http: String,
-    pub listen_https: String,
+    /// `listen` addresses: the port (and `[::]:port` with IPv6), or
+    /// `listen-address:port`.
+    pub listen_http: Vec<String>,
+    pub listen_https: Vec<String>,
     /// `:8443` when HTTPS is not on 443, for redirects.
     pub https_port_suffix: String,
 }

@@ -53,6 +53,8 @@ pub struct Settings {
     pub http_port: u64,
     pub https_port: u64,
     pub listen_address: Option<String>,
+    /// nginx listens on IPv6 too (`[::]:80`) unless listen-address is set.
+    pub ipv6: bool,
     pub nginx_user: String,
     pub nginx_conf_dir: String,
     pub nginx_pid: String,
@@ -108,6 +110,7 @@ impl Default for Settings {
             http_port: 80,
             https_port: 443,
             listen_address: None,
+            ipv6: true,
             nginx_user: "www-data".into(),
             nginx_conf_dir: "/etc/nginx".into(),
             nginx_pid: "/run/nginx.pid".into(),
@@ -233,6 +236,8 @@ pub struct Overrides {
     #[arg(long, hide = true)]
     pub listen_address: Option<String>,
     #[arg(long, hide = true)]
+    pub ipv6: Option<bool>,
+    #[arg(long, hide = true)]
     pub letsencrypt_dir: Option<String>,
     #[arg(long, hide = true)]
     pub brotli: Option<bool>,
@@ -286,6 +291,7 @@ impl Settings {
             http_port,
             https_port,
             letsencrypt_dir,
+            ipv6,
             brotli,
             nginx_user,
             nginx_conf_dir,

@@ -264,8 +264,9 @@ pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Val
         .as_deref()
         .and_then(|a| ip(&mut p, "listen-address", a));
     let listen = |port: u16| match listen_address {
-        Some(a) => format!("{}:{port}", socket_host(&a.to_string())),
-        None => port.to_string(),
+        Some(a) => vec![format!("{}:{port}", socket_host(&a.to_string()))],
+        None if s.ipv6 => vec![port.to_string(), format!("[::]:{port}")],
+        None => vec![port.to_string()],
     };
 
     let db_name = sql_ident(
