@@ -468,3 +468,23 @@ fn version_gated_syntax_follows_the_target_nginx_and_openssl() {
     assert!(!conf.contains("brotli"), "{conf}");
     run_ok(s.nginx(&plain).arg("-t"));
 }
+
+#[test]
+fn the_project_can_be_chosen_with_manifest_path() {
+    let s = site("farsite");
+    let elsewhere = tempfile::tempdir().unwrap();
+    manage()
+        .current_dir(elsewhere.path())
+        .args(["deploy-config", "--only", "systemd", "--manifest-path"])
+        .arg(s.project.join("Cargo.toml"))
+        .assert()
+        .success();
+    assert!(s.project.join("deploy/systemd/farsite@.service").is_file());
+    assert!(tree(elsewhere.path()).is_empty());
+    manage()
+        .current_dir(elsewhere.path())
+        .arg("deploy-config")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("could not read a cargo project"));
+}
