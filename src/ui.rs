@@ -5,8 +5,6 @@
 //! `NO_COLOR`, `TERM=dumb` and streams that are not terminals. Spinners are
 //! hidden off a terminal and under `--quiet`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
-// Spinners and tones serve runserver, which lands next.
-#![allow(dead_code)]
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
@@ -66,14 +64,6 @@ impl Ui {
         }
     }
 
-    pub fn verbosity(&self) -> Verbosity {
-        self.verbosity
-    }
-
-    pub fn is_quiet(&self) -> bool {
-        self.verbosity == Verbosity::Quiet
-    }
-
     /// Whether stderr shows colour; child processes (cargo) are told the same.
     pub fn color(&self) -> bool {
         self.color
@@ -101,6 +91,20 @@ impl Ui {
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(bytes);
             let _ = err.flush();
+        };
+        match active.as_ref() {
+            Some(pb) if !pb.is_hidden() => pb.suspend(write),
+            _ => write(),
+        }
+    }
+
+    /// Writes a child's stdout line to our stdout, as it comes.
+    pub fn child_stdout(&self, bytes: &[u8]) {
+        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
         };
         match active.as_ref() {
             Some(pb) if !pb.is_hidden() => pb.suspend(write),
@@ -161,7 +165,6 @@ impl Ui {
             Tone::Bad => Style::new().red().bold(),
             Tone::Warn => Style::new().yellow(),
             Tone::Dim => Style::new().dim(),
-            Tone::Plain => Style::new(),
         };
         self.style(style).apply_to(text).to_string()
     }
@@ -188,6 +191,7 @@ impl Ui {
     }
 
     /// Data for stdout (completions, diffs).
+    #[allow(dead_code)] // deploy-config --check prints its diff here
     pub fn out(&self, text: &str) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;
@@ -224,7 +228,6 @@ pub enum Tone {
     Bad,
     Warn,
     Dim,
-    Plain,
 }
 
 /// A running spinner; cleared from the terminal when dropped.
