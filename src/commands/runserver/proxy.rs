@@ -342,3 +342,58 @@ fn unavailable(state: &AppState, hold: Duration) -> Response<ProxyBody> {
     };
     plain(StatusCode::SERVICE_UNAVAILABLE, &text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_backend_drains_when_its_last_request_ends() {
+        let backend = Backend::new("127.0.0.1:9".parse().unwrap());
+        let a = backend.enter();
+        let b = backend.enter();
+        let waiter = {
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let start = std::time::Instant::now();
+                backend.drained(Duration::from_secs(10)).await;
+                start.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "one request is still in flight");
+        drop(b);
+        let waited = waiter.await.unwrap();
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn draining_is_bounded() {
+        let backend = Backend::new("127.0.0.1:9".parse().unwrap());
+        let _stuck = backend.enter();
+        let start = std::time::Instant::now();
+        backend.drained(Duration::from_millis(100)).await;
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key(header::ACCEPT));
+    }
+}
