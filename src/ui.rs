@@ -112,6 +112,34 @@ impl Ui {
         }
     }
 
+    /// One access-log line, as Django's runserver prints it, coloured by
+    /// status class. Hidden by `--quiet`.
+    pub fn access_log(
+        &self,
+        method: &str,
+        path: &str,
+        version: hyper::Version,
+        status: u16,
+        size: Option<u64>,
+    ) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        let line = format!(
+            "[{}] \"{method} {path} {version:?}\" {status} {}",
+            log_time(std::time::SystemTime::now()),
+            size.map_or_else(|| "-".to_owned(), |s| s.to_string())
+        );
+        let style = match status {
+            304 => Style::new().dim(),
+            300..=399 => Style::new().cyan(),
+            400..=499 => Style::new().yellow(),
+            500..=599 => Style::new().red().bold(),
+            _ => Style::new(),
+        };
+        self.raw_line(&self.style(style).apply_to(line).to_string());
+    }
+
     /// A cargo-style status line: a right-aligned green verb, then the message.
     pub fn status(&self, verb: &str, message: impl std::fmt::Display) {
         if self.verbosity == Verbosity::Quiet {
@@ -222,6 +250,35 @@ impl Ui {
     }
 }
 
+/// `25/Nov/2026 19:32:26` (UTC), the access-log time format.
+pub fn log_time(at: std::time::SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{day:02}/{}/{year} {:02}:{:02}:{:02}",
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Tone {
     Good,
@@ -251,5 +308,17 @@ impl Drop for Spinner {
         self.pb.finish_and_clear();
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         *active = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_log_time() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_635_146);
+        assert_eq!(log_time(t), "25/Nov/2026 19:32:26");
+        assert_eq!(log_time(std::time::UNIX_EPOCH), "01/Jan/1970 00:00:00");
     }
 }

@@ -32,7 +32,6 @@ pub struct BuildSpec {
 
 /// One compiler diagnostic, as rustc rendered it.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // message/file/line feed the browser error page (#4)
 pub struct Diagnostic {
     pub is_error: bool,
     /// rustc's rendering, with ANSI colour.

@@ -15,7 +15,10 @@
 
 pub mod build;
 pub mod child;
+pub mod errorpage;
+pub mod livereload;
 pub mod proxy;
+pub mod statics;
 pub mod watch;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -30,7 +33,9 @@ use tokio::task::JoinHandle;
 
 use self::build::{BuildSpec, Outcome};
 use self::child::{Child, Exit, NotReady};
-use self::proxy::{AppState, Backend, Problem, ProxyConfig};
+use self::livereload::{Event, Hub};
+use self::proxy::{AllowedHosts, AppState, Backend, Problem, ProxyConfig};
+use self::statics::Statics;
 use crate::error::hinted;
 use crate::project::{Project, Selector};
 use crate::ui::{Tone, Ui};
@@ -96,6 +101,18 @@ pub struct Args {
     /// Seconds an old app gets to finish its requests after SIGTERM, before SIGKILL
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub grace: u64,
+
+    /// Also accept requests for this Host (repeatable; `.example.com` for subdomains) [setting: `allowed-hosts`]
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+
+    /// Do not inject the live-reload script into HTML pages [setting: `livereload = false`]
+    #[arg(long)]
+    pub no_livereload: bool,
+
+    /// Do not serve the static directory; pass /static/ requests to the app
+    #[arg(long)]
+    pub nostatic: bool,
 }
 
 /// `[package.metadata.manage]`, as far as runserver reads it.
@@ -107,6 +124,8 @@ struct Settings {
     static_url: Option<String>,
     health_path: Option<String>,
     debounce_ms: Option<u64>,
+    allowed_hosts: Option<Vec<String>>,
+    livereload: Option<bool>,
     /// Read by `deploy-config`.
     #[allow(dead_code)]
     deploy: Option<serde_json::Value>,
@@ -149,7 +168,19 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
             .or(settings.debounce_ms)
             .unwrap_or(DEFAULT_DEBOUNCE_MS),
     );
-    let _ = &settings.static_url; // served by the proxy in a later step
+    let static_url = settings
+        .static_url
+        .clone()
+        .unwrap_or_else(|| "/static/".to_owned());
+    validate_static_url(&static_url)?;
+    let livereload = !args.no_livereload && settings.livereload.unwrap_or(true);
+    let allowed_hosts: Vec<String> = settings
+        .allowed_hosts
+        .iter()
+        .flatten()
+        .chain(args.allowed_hosts.iter())
+        .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+        .collect();
 
     let listener = bind(addr).await?;
     let addr = listener.local_addr().unwrap_or(addr);
@@ -179,17 +210,44 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
         ui.note("watching for changes; quit the server with CONTROL-C");
     }
 
+    let statics = match (&plan.watch_set.static_dir, args.nostatic) {
+        (Some(dir), false) => Statics::new(&static_url, dir),
+        _ => None,
+    };
+    if let Some(statics) = &statics {
+        ui.verbose(
+            "Static",
+            format!(
+                "{} from {}",
+                statics.url,
+                plan.watch_set
+                    .static_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    let hub = Hub::new();
     let (state_tx, state_rx) = watch_channel::channel(AppState {
         busy: true,
         ..AppState::default()
     });
+    let static_prefix = statics.as_ref().map(|s| s.url.clone());
     let proxy_task = tokio::spawn(proxy::serve(
         listener,
         state_rx,
         Arc::new(ProxyConfig {
             hold: Duration::from_secs(30),
+            hub: hub.clone(),
+            livereload,
+            statics,
+            hosts: AllowedHosts {
+                extra: allowed_hosts,
+                bound: addr.ip(),
+            },
+            ui: ui.clone(),
         }),
-        ui.clone(),
     ));
 
     let (watch_tx, watch_rx) = mpsc::unbounded_channel();
@@ -209,6 +267,8 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
         cycle: None,
         retiring: Vec::new(),
         watch: watch_tx,
+        hub,
+        static_prefix,
     };
     let result = coordinator.run(changes).await;
     coordinator.shutdown().await;
@@ -265,6 +325,9 @@ struct Coordinator<'a> {
     cycle: Option<Cycle>,
     retiring: Vec<JoinHandle<()>>,
     watch: mpsc::UnboundedSender<watch::Command>,
+    hub: Arc<Hub>,
+    /// The static URL prefix, when manage serves the static directory.
+    static_prefix: Option<String>,
 }
 
 impl Coordinator<'_> {
@@ -310,10 +373,8 @@ impl Coordinator<'_> {
             }
         }
         if change.code.is_empty() {
-            // Static files only: no rebuild.
-            for path in &change.statics {
-                self.ui.verbose("Changed", self.relative(path));
-            }
+            // Static files only: no rebuild, the open tabs update.
+            self.on_static_change(&change.statics);
             return;
         }
         let first = self.relative(&change.code[0]);
@@ -333,6 +394,38 @@ impl Coordinator<'_> {
                 .note("build interrupted by a new change; starting again");
         }
         self.start_cycle(false);
+    }
+
+    fn on_static_change(&self, paths: &[PathBuf]) {
+        let (Some(prefix), Some(dir)) = (&self.static_prefix, &self.plan.watch_set.static_dir)
+        else {
+            return;
+        };
+        self.ui.status(
+            "Changed",
+            paths
+                .iter()
+                .map(|p| self.relative(p))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        let css: Option<Vec<String>> = paths
+            .iter()
+            .map(|p| {
+                let rel = p.strip_prefix(dir).ok()?;
+                (p.extension().is_some_and(|e| e == "css")).then(|| {
+                    let rel: Vec<String> = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    format!("{prefix}{}", rel.join("/"))
+                })
+            })
+            .collect();
+        match css {
+            Some(urls) if !urls.is_empty() => self.hub.send(Event::Css(urls)),
+            _ => self.hub.send(Event::Reload),
+        }
     }
 
     fn relative(&self, path: &Path) -> String {
@@ -410,6 +503,11 @@ impl Coordinator<'_> {
                     errors,
                     if errors == 1 { "" } else { "s" },
                 ));
+                self.hub
+                    .send(Event::Overlay(Arc::new(errorpage::build_failed(
+                        &diagnostics,
+                        &cargo_errors,
+                    ))));
                 self.state.send_modify(|s| {
                     s.busy = false;
                     s.problem = Some(Problem::BuildFailed {
@@ -431,6 +529,7 @@ impl Coordinator<'_> {
                         s.problem = None;
                     }
                 });
+                self.hub.send(Event::Clear);
             }
             CycleEnd::NotReady { exe, elapsed, why } => {
                 self.note_build_inputs(&exe);
@@ -455,8 +554,16 @@ impl Coordinator<'_> {
                     self.print_tail(exit);
                 }
                 let problem = match why {
-                    NotReady::Exited(exit) => Problem::Crashed(Arc::new(exit)),
-                    NotReady::TimedOut(_) => Problem::NotReady(Arc::new(reason)),
+                    NotReady::Exited(exit) => {
+                        self.hub
+                            .send(Event::Overlay(Arc::new(errorpage::crashed(&exit))));
+                        Problem::Crashed(Arc::new(exit))
+                    }
+                    NotReady::TimedOut(_) => {
+                        self.hub
+                            .send(Event::Overlay(Arc::new(errorpage::not_running(&reason))));
+                        Problem::NotReady(Arc::new(reason))
+                    }
                 };
                 self.state.send_modify(|s| {
                     s.busy = false;
@@ -525,6 +632,8 @@ impl Coordinator<'_> {
             exit.describe()
         ));
         self.print_tail(&exit);
+        self.hub
+            .send(Event::Overlay(Arc::new(errorpage::crashed(&exit))));
         self.state.send_modify(|s| {
             s.backend = None;
             s.problem = Some(Problem::Crashed(Arc::new(exit)));
@@ -790,6 +899,24 @@ fn display_addr(addr: SocketAddr) -> String {
         SocketAddr::V4(v4) => v4.to_string(),
     }
 }
+
+fn validate_static_url(url: &str) -> Result<()> {
+    if !url.starts_with('/')
+        || url == "/"
+        || url.starts_with(RESERVED_PREFIX)
+        || url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+    {
+        return Err(hinted(
+            format!("static URL `{}` is not usable", url.escape_debug()),
+            "set `static-url` to a path prefix such as `/static/`",
+        ));
+    }
+    Ok(())
+}
+
+const RESERVED_PREFIX: &str = "/__manage/";
 
 fn validate_health_path(path: &str) -> Result<()> {
     if !path.starts_with('/')
