@@ -2,6 +2,7 @@
 //! generated projects, real servers on loopback.
 
 mod cli;
+mod devproxy;
 mod helpers;
 mod runserver;
 mod startproject;

@@ -13,19 +13,29 @@ use crate::helpers::{self, eventually, free_port, get, manage, shared_target_dir
 
 /// The first build in a test run compiles hyper and tokio; later ones wait
 /// for cargo's lock while other tests build.
-const FIRST_BUILD: Duration = Duration::from_secs(600);
-const REBUILD: Duration = Duration::from_secs(180);
+pub const FIRST_BUILD: Duration = Duration::from_secs(600);
+pub const REBUILD: Duration = Duration::from_secs(180);
 
-struct DevServer {
+pub struct DevServer {
     _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    addr: String,
-    proc: Running,
+    pub dir: PathBuf,
+    pub addr: String,
+    pub proc: Running,
 }
 
 impl DevServer {
-    fn start(name: &str, extra: &[&str]) -> DevServer {
+    pub fn start(name: &str, extra: &[&str]) -> DevServer {
         let (tmp, dir) = helpers::generate(name);
+        Self::start_in(tmp, dir, extra, "Built in")
+    }
+
+    /// Starts runserver in an existing project and waits for `ready_line`.
+    pub fn start_in(
+        tmp: tempfile::TempDir,
+        dir: PathBuf,
+        extra: &[&str],
+        ready_line: &str,
+    ) -> DevServer {
         let port = free_port();
         let mut cmd = manage();
         cmd.current_dir(&dir)
@@ -34,7 +44,7 @@ impl DevServer {
             .arg(port.to_string())
             .args(extra);
         let proc = Running::start(cmd);
-        proc.wait_for_line("Built in", FIRST_BUILD);
+        proc.wait_for_line(ready_line, FIRST_BUILD);
         DevServer {
             _tmp: tmp,
             dir,
@@ -43,19 +53,19 @@ impl DevServer {
         }
     }
 
-    fn edit(&self, rel: &str, from: &str, to: &str) {
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
         let path = self.dir.join(rel);
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.contains(from), "{rel} has no {from:?}");
         fs::write(&path, text.replacen(from, to, 1)).unwrap();
     }
 
-    fn title(&self) -> Option<String> {
+    pub fn title(&self) -> Option<String> {
         let response = get(&self.addr, "/").ok()?;
         (response.status == 200).then(|| title_of(&response.text()))
     }
 
-    fn wait_for_title(&self, title: &str) {
+    pub fn wait_for_title(&self, title: &str) {
         let seen = eventually(REBUILD, || self.title().filter(|t| t == title));
         assert!(
             seen.is_some(),
@@ -74,7 +84,7 @@ fn title_of(html: &str) -> String {
 }
 
 /// Every process below `pid`, from /proc.
-fn descendants(pid: i32) -> Vec<i32> {
+pub fn descendants(pid: i32) -> Vec<i32> {
     let mut parents: Vec<(i32, i32)> = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         let Ok(p) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -478,21 +488,9 @@ fn echo_app() -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
-fn start_echo() -> DevServer {
+pub fn start_echo() -> DevServer {
     let (tmp, dir) = echo_app();
-    let port = free_port();
-    let mut cmd = manage();
-    cmd.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", shared_target_dir())
-        .args(["runserver", &port.to_string()]);
-    let proc = Running::start(cmd);
-    proc.wait_for_line("Built in", FIRST_BUILD);
-    DevServer {
-        _tmp: tmp,
-        dir,
-        addr: format!("127.0.0.1:{port}"),
-        proc,
-    }
+    DevServer::start_in(tmp, dir, &[], "Built in")
 }
 
 #[test]

@@ -496,13 +496,8 @@ impl Coordinator<'_> {
                 } else {
                     "no build to serve yet; fix the errors and save"
                 };
-                self.ui.info(format!(
-                    "{} after {} ({} error{}) — {what}",
-                    self.ui.paint("Build failed", Tone::Bad),
-                    secs(elapsed),
-                    errors,
-                    if errors == 1 { "" } else { "s" },
-                ));
+                // Publish first, then announce: whoever reads the line
+                // finds the proxy already in the state it describes.
                 self.hub
                     .send(Event::Overlay(Arc::new(errorpage::build_failed(
                         &diagnostics,
@@ -515,14 +510,16 @@ impl Coordinator<'_> {
                         cargo_errors: Arc::new(cargo_errors),
                     });
                 });
+                self.ui.info(format!(
+                    "{} after {} ({} error{}) — {what}",
+                    self.ui.paint("Build failed", Tone::Bad),
+                    secs(elapsed),
+                    errors,
+                    if errors == 1 { "" } else { "s" },
+                ));
             }
             CycleEnd::Unchanged { exe, elapsed } => {
                 self.note_build_inputs(&exe);
-                self.ui.info(format!(
-                    "{} in {} · executable unchanged, no restart",
-                    self.ui.paint("Built", Tone::Good),
-                    secs(elapsed)
-                ));
                 self.state.send_modify(|s| {
                     s.busy = false;
                     if matches!(s.problem, Some(Problem::BuildFailed { .. })) {
@@ -530,6 +527,11 @@ impl Coordinator<'_> {
                     }
                 });
                 self.hub.send(Event::Clear);
+                self.ui.info(format!(
+                    "{} in {} · executable unchanged, no restart",
+                    self.ui.paint("Built", Tone::Good),
+                    secs(elapsed)
+                ));
             }
             CycleEnd::NotReady { exe, elapsed, why } => {
                 self.note_build_inputs(&exe);
@@ -545,30 +547,32 @@ impl Coordinator<'_> {
                 } else {
                     "nothing to serve; fix it and save"
                 };
-                self.ui.info(format!(
+                let line = format!(
                     "{} in {}, but the new app never became ready: {reason} — {what}",
                     self.ui.paint("Built", Tone::Warn),
                     secs(elapsed)
-                ));
-                if let NotReady::Exited(exit) = &why {
-                    self.print_tail(exit);
-                }
-                let problem = match why {
+                );
+                let (problem, tail) = match why {
                     NotReady::Exited(exit) => {
                         self.hub
                             .send(Event::Overlay(Arc::new(errorpage::crashed(&exit))));
-                        Problem::Crashed(Arc::new(exit))
+                        let exit = Arc::new(exit);
+                        (Problem::Crashed(exit.clone()), Some(exit))
                     }
                     NotReady::TimedOut(_) => {
                         self.hub
                             .send(Event::Overlay(Arc::new(errorpage::not_running(&reason))));
-                        Problem::NotReady(Arc::new(reason))
+                        (Problem::NotReady(Arc::new(reason)), None)
                     }
                 };
                 self.state.send_modify(|s| {
                     s.busy = false;
                     s.problem = Some(problem);
                 });
+                self.ui.info(line);
+                if let Some(exit) = tail {
+                    self.print_tail(&exit);
+                }
             }
             CycleEnd::Started {
                 exe,
@@ -590,6 +594,8 @@ impl Coordinator<'_> {
                     s.busy = false;
                     s.problem = None;
                 });
+                // Every open tab shows the new build.
+                self.hub.send(Event::Reload);
                 let verb = if old.is_some() {
                     "restarted"
                 } else {
@@ -626,18 +632,20 @@ impl Coordinator<'_> {
 
     fn on_exit(&mut self, exit: Exit) {
         self.current = None;
-        self.ui.info(format!(
+        self.hub
+            .send(Event::Overlay(Arc::new(errorpage::crashed(&exit))));
+        let line = format!(
             "{} ({}) — waiting for a change to rebuild and restart it",
             self.ui.paint("The app exited", Tone::Bad),
             exit.describe()
-        ));
-        self.print_tail(&exit);
-        self.hub
-            .send(Event::Overlay(Arc::new(errorpage::crashed(&exit))));
+        );
+        let exit = Arc::new(exit);
         self.state.send_modify(|s| {
             s.backend = None;
-            s.problem = Some(Problem::Crashed(Arc::new(exit)));
+            s.problem = Some(Problem::Crashed(exit.clone()));
         });
+        self.ui.info(line);
+        self.print_tail(&exit);
     }
 
     fn print_tail(&self, exit: &Exit) {

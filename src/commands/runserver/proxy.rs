@@ -230,11 +230,14 @@ async fn handle(
     let version = req.version();
     let response = route(req, peer, state, config).await;
     if !path.starts_with(RESERVED) {
+        let bodiless = matches!(response.status().as_u16(), 101 | 204 | 304);
         let size = response
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+            .and_then(|v| v.parse().ok())
+            .or_else(|| response.body().size_hint().exact())
+            .or(bodiless.then_some(0));
         config.ui.access_log(
             method.as_str(),
             &path,
