@@ -3,7 +3,6 @@
 //! Everything manage knows about a project comes from `cargo metadata`
 //! (through cargo_metadata), so workspaces, `--manifest-path`, renamed
 //! target directories and path dependencies behave as cargo says they do.
-#![allow(dead_code)] // used by runserver and deploy-config as they land
 
 use std::path::{Path, PathBuf};
 

@@ -75,6 +75,23 @@ fn collect_embedded(dir: &Dir<'static>, root: &Path, out: &mut Vec<SourceFile>) 
     }
 }
 
+/// The text of one embedded template, e.g. `runserver/livereload.js`.
+pub fn embedded_text(path: &str) -> Result<&'static str> {
+    TEMPLATES
+        .get_file(path)
+        .and_then(|f| f.contents_utf8())
+        .with_context(|| format!("built-in template `{path}` is missing or not UTF-8"))
+}
+
+/// Renders one embedded `.jinja` template with `ctx`.
+pub fn render_embedded(path: &str, ctx: &Value) -> Result<String> {
+    let env = environment();
+    let tmpl = env
+        .template_from_named_str(path, embedded_text(path)?)
+        .map_err(jinja_error)?;
+    tmpl.render(ctx).map_err(jinja_error)
+}
+
 /// Renders a whole tree. All errors are collected and reported together;
 /// nothing is returned unless every file rendered.
 pub fn render_tree(files: &[SourceFile], ctx: &Value) -> Result<Vec<OutputFile>> {
@@ -227,7 +244,7 @@ mod tests {
     #[test]
     fn every_embedded_template_parses() {
         let env = environment();
-        for tree in ["startproject", "deploy"] {
+        for tree in ["startproject", "runserver", "deploy"] {
             for file in embedded_tree(tree).unwrap() {
                 if file.path.ends_with(TEMPLATE_SUFFIX) {
                     let text = std::str::from_utf8(&file.contents).unwrap();

@@ -5,8 +5,6 @@
 //! `NO_COLOR`, `TERM=dumb` and streams that are not terminals. Spinners are
 //! hidden off a terminal and under `--quiet`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
-// Spinners and tones serve runserver, which lands next.
-#![allow(dead_code)]
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
@@ -66,14 +64,6 @@ impl Ui {
         }
     }
 
-    pub fn verbosity(&self) -> Verbosity {
-        self.verbosity
-    }
-
-    pub fn is_quiet(&self) -> bool {
-        self.verbosity == Verbosity::Quiet
-    }
-
     /// Whether stderr shows colour; child processes (cargo) are told the same.
     pub fn color(&self) -> bool {
         self.color
@@ -106,6 +96,48 @@ impl Ui {
             Some(pb) if !pb.is_hidden() => pb.suspend(write),
             _ => write(),
         }
+    }
+
+    /// Writes a child's stdout line to our stdout, as it comes.
+    pub fn child_stdout(&self, bytes: &[u8]) {
+        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
+        };
+        match active.as_ref() {
+            Some(pb) if !pb.is_hidden() => pb.suspend(write),
+            _ => write(),
+        }
+    }
+
+    /// One access-log line, as Django's runserver prints it, coloured by
+    /// status class. Hidden by `--quiet`.
+    pub fn access_log(
+        &self,
+        method: &str,
+        path: &str,
+        version: hyper::Version,
+        status: u16,
+        size: Option<u64>,
+    ) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        let line = format!(
+            "[{}] \"{method} {path} {version:?}\" {status} {}",
+            log_time(std::time::SystemTime::now()),
+            size.map_or_else(|| "-".to_owned(), |s| s.to_string())
+        );
+        let style = match status {
+            304 => Style::new().dim(),
+            300..=399 => Style::new().cyan(),
+            400..=499 => Style::new().yellow(),
+            500..=599 => Style::new().red().bold(),
+            _ => Style::new(),
+        };
+        self.raw_line(&self.style(style).apply_to(line).to_string());
     }
 
     /// A cargo-style status line: a right-aligned green verb, then the message.
@@ -161,7 +193,6 @@ impl Ui {
             Tone::Bad => Style::new().red().bold(),
             Tone::Warn => Style::new().yellow(),
             Tone::Dim => Style::new().dim(),
-            Tone::Plain => Style::new(),
         };
         self.style(style).apply_to(text).to_string()
     }
@@ -188,6 +219,7 @@ impl Ui {
     }
 
     /// Data for stdout (completions, diffs).
+    #[allow(dead_code)] // deploy-config --check prints its diff here
     pub fn out(&self, text: &str) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;
@@ -218,13 +250,41 @@ impl Ui {
     }
 }
 
+/// `25/Nov/2026 19:32:26` (UTC), the access-log time format.
+pub fn log_time(at: std::time::SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{day:02}/{}/{year} {:02}:{:02}:{:02}",
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Tone {
     Good,
     Bad,
     Warn,
     Dim,
-    Plain,
 }
 
 /// A running spinner; cleared from the terminal when dropped.
@@ -248,5 +308,17 @@ impl Drop for Spinner {
         self.pb.finish_and_clear();
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         *active = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_log_time() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_635_146);
+        assert_eq!(log_time(t), "25/Nov/2026 19:32:26");
+        assert_eq!(log_time(std::time::UNIX_EPOCH), "01/Jan/1970 00:00:00");
     }
 }

@@ -5,5 +5,7 @@ mod cli;
 mod deploy_config;
 mod deploy_live;
 mod deploy_support;
+mod devproxy;
 mod helpers;
+mod runserver;
 mod startproject;

@@ -1,0 +1,333 @@
+//! The app process: spawn, readiness, crash reports, graceful stop.
+//!
+//! Each child runs in its own process group, so a stop reaches everything
+//! it started, and with `PR_SET_PDEATHSIG` on Linux, so it dies with manage
+//! even when manage is killed with SIGKILL. Its stdout and stderr are passed
+//! to the terminal line by line as they are written; the last lines of
+//! stderr are kept for the crash report.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::ui::Ui;
+
+/// How many lines of a child's stderr a crash report shows.
+const TAIL_LINES: usize = 20;
+
+/// A running app process.
+pub struct Child {
+    pid: i32,
+    pub addr: SocketAddr,
+    exit: watch::Receiver<Option<ExitStatus>>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+/// Why a child did not become ready.
+#[derive(Debug)]
+pub enum NotReady {
+    Exited(Exit),
+    TimedOut(Duration),
+}
+
+/// How a child ended, with the last lines of its stderr.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    pub status: ExitStatus,
+    pub stderr_tail: Vec<String>,
+}
+
+impl Exit {
+    /// "exit status 101" or "killed by signal 11 (SIGSEGV)".
+    pub fn describe(&self) -> String {
+        describe_status(self.status)
+    }
+}
+
+pub fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        format!("exit status {code}")
+    } else if let Some(sig) = status.signal() {
+        format!("killed by signal {sig} ({})", signal_name(sig))
+    } else {
+        status.to_string()
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGINT => "SIGINT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGPIPE => "SIGPIPE",
+        _ => "signal",
+    }
+}
+
+/// Makes a command start its own process group and die with its parent.
+pub fn isolate(cmd: &mut tokio::process::Command) {
+    cmd.process_group(0).kill_on_drop(true);
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        let parent = unsafe { libc::getpid() };
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before prctl took effect.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Sends `sig` to a whole process group.
+pub fn signal_group(pgid: i32, sig: i32) {
+    if pgid > 0 {
+        // SAFETY: kill(2) on a process group this module created.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+/// A free loopback port for the next child. The proxy, not the user, is
+/// the only one that ever connects to it.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .context("cannot find a free loopback port for the app")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl Child {
+    /// Starts `exe` listening on a fresh loopback port (`HOST`/`PORT`).
+    pub fn spawn(exe: &Path, cwd: &Path, ui: &Ui) -> Result<Child> {
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.current_dir(cwd)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDNAMES")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        isolate(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", exe.display()))?;
+        let pid = child.id().context("the app exited at once")? as i32;
+
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let out_ui = ui.clone();
+        let out_pump = tokio::spawn(pump(stdout, None, move |line| out_ui.child_stdout(line)));
+        let err_ui = ui.clone();
+        let err_pump = tokio::spawn(pump(stderr, Some(tail.clone()), move |line| {
+            err_ui.raw_bytes(line)
+        }));
+
+        let (exit_tx, exit_rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            // Let the last lines of output arrive before reporting the exit.
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                let _ = out_pump.await;
+                let _ = err_pump.await;
+            })
+            .await;
+            let status = status.unwrap_or_else(|_| {
+                use std::os::unix::process::ExitStatusExt;
+                ExitStatus::from_raw(libc::SIGKILL)
+            });
+            let _ = exit_tx.send(Some(status));
+        });
+
+        Ok(Child {
+            pid,
+            addr,
+            exit: exit_rx,
+            tail,
+        })
+    }
+
+    /// Waits until the app answers: a 2xx from `health_path` when given,
+    /// else a TCP connect. Fails when it exits first or `timeout` passes.
+    pub async fn wait_ready(
+        &mut self,
+        health_path: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(), NotReady> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(2);
+        loop {
+            if let Some(exit) = self.exit_now() {
+                return Err(NotReady::Exited(exit));
+            }
+            let ready = match health_path {
+                Some(path) => probe_http(self.addr, path).await,
+                None => TcpStream::connect(self.addr).await.is_ok(),
+            };
+            if ready {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(NotReady::TimedOut(timeout));
+            }
+            let mut exit = self.exit.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = exit.changed() => {}
+            }
+            delay = (delay * 2).min(Duration::from_millis(25));
+        }
+    }
+
+    /// The exit, if the process has ended.
+    pub fn exit_now(&self) -> Option<Exit> {
+        (*self.exit.borrow()).map(|status| Exit {
+            status,
+            stderr_tail: self.tail(),
+        })
+    }
+
+    /// Resolves when the process ends (however that happens).
+    pub fn exited(&self) -> impl std::future::Future<Output = Exit> + Send + 'static {
+        let mut rx = self.exit.clone();
+        let tail = self.tail.clone();
+        async move {
+            let status = loop {
+                if let Some(status) = *rx.borrow_and_update() {
+                    break status;
+                }
+                if rx.changed().await.is_err() {
+                    use std::os::unix::process::ExitStatusExt;
+                    break ExitStatus::from_raw(libc::SIGKILL);
+                }
+            };
+            Exit {
+                status,
+                stderr_tail: tail_of(&tail),
+            }
+        }
+    }
+
+    fn tail(&self) -> Vec<String> {
+        tail_of(&self.tail)
+    }
+
+    /// SIGTERM to the process group, then SIGKILL after `grace`.
+    pub async fn stop(self, grace: Duration) -> Exit {
+        signal_group(self.pid, libc::SIGTERM);
+        let exited = self.exited();
+        tokio::pin!(exited);
+        match tokio::time::timeout(grace, &mut exited).await {
+            Ok(exit) => {
+                // Anything the app left behind in its group goes too.
+                signal_group(self.pid, libc::SIGKILL);
+                exit
+            }
+            Err(_) => {
+                signal_group(self.pid, libc::SIGKILL);
+                exited.await
+            }
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // A child is only dropped without `stop` when manage is exiting on
+        // an error path: leave nothing behind.
+        if self.exit.borrow().is_none() {
+            signal_group(self.pid, libc::SIGKILL);
+        }
+    }
+}
+
+fn tail_of(tail: &Mutex<VecDeque<String>>) -> Vec<String> {
+    tail.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect()
+}
+
+/// Passes a child's output on line by line, keeping a tail when asked.
+async fn pump(
+    stream: impl AsyncRead + Unpin,
+    tail: Option<Arc<Mutex<VecDeque<String>>>>,
+    mut emit: impl FnMut(&[u8]),
+) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                emit(&line);
+                if let Some(tail) = &tail {
+                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                    if tail.len() == TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(text);
+                }
+            }
+        }
+    }
+}
+
+/// One `GET path` over a fresh connection; true on a 2xx status.
+async fn probe_http(addr: SocketAddr, path: &str) -> bool {
+    let attempt = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: manage-runserver\r\nConnection: close\r\n\r\n",
+            addr.port()
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut reader = BufReader::new(stream);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).await.ok()?;
+        let code: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
+        Some((200..300).contains(&code))
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}

@@ -1,0 +1,124 @@
+//! Build errors and crashes, rendered as HTML for the browser.
+//!
+//! rustc's rendering (with ANSI colour) becomes HTML through ansi-to-html,
+//! which escapes everything; every other value is escaped by the template.
+
+use minijinja::context;
+use serde::Serialize;
+
+use super::build::Diagnostic;
+use super::child::Exit;
+use crate::render;
+
+#[derive(Serialize)]
+struct DiagnosticView {
+    file: Option<String>,
+    line: Option<usize>,
+    message: String,
+    /// Already-escaped HTML.
+    html: String,
+}
+
+fn ansi_html(text: &str) -> String {
+    ansi_to_html::convert(text).unwrap_or_else(|_| {
+        // Unparseable escape sequences: drop them, escape the rest.
+        html_escape(&console::strip_ansi_codes(text))
+    })
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The HTML fragment for a failed build (errors first, then warnings).
+pub fn build_failed(diagnostics: &[Diagnostic], cargo_errors: &[String]) -> String {
+    let errors = diagnostics.iter().filter(|d| d.is_error).count();
+    let mut shown: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error).collect();
+    shown.extend(diagnostics.iter().filter(|d| !d.is_error));
+    let views: Vec<DiagnosticView> = shown
+        .into_iter()
+        .map(|d| DiagnosticView {
+            file: d.file.clone(),
+            line: d.line,
+            message: d.message.clone(),
+            html: ansi_html(d.rendered.trim_end()),
+        })
+        .collect();
+    let summary = format!(
+        "{errors} error{} from cargo build.",
+        if errors == 1 { "" } else { "s" }
+    );
+    fragment(context! {
+        kind => "build",
+        summary,
+        diagnostics => views,
+        cargo_errors => cargo_errors,
+    })
+}
+
+/// The HTML fragment for an app that exited.
+pub fn crashed(exit: &Exit) -> String {
+    fragment(context! {
+        kind => "crash",
+        status => exit.describe(),
+        stderr_html => ansi_html(&exit.stderr_tail.join("\n")),
+    })
+}
+
+pub fn building(waited_secs: u64) -> String {
+    fragment(context! { kind => "building", waited => waited_secs })
+}
+
+pub fn not_running(why: &str) -> String {
+    fragment(context! { kind => "other", summary => why })
+}
+
+fn fragment(ctx: minijinja::Value) -> String {
+    render::render_embedded("runserver/problem.html.jinja", &ctx)
+        .unwrap_or_else(|err| format!("<pre>{}</pre>", html_escape(&format!("{err:#}"))))
+}
+
+/// A whole page around a fragment.
+pub fn page(title: &str, fragment: &str, livereload: bool) -> String {
+    render::render_embedded(
+        "runserver/errorpage.html.jinja",
+        &context! { title, problem => fragment, livereload },
+    )
+    .unwrap_or_else(|err| format!("<pre>{}</pre>", html_escape(&format!("{err:#}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn everything_is_escaped() {
+        let d = Diagnostic {
+            is_error: true,
+            rendered: "\u{1b}[1m\u{1b}[38;5;9merror\u{1b}[0m: <script>alert(1)</script> & more"
+                .into(),
+            message: "<img src=x onerror=alert(1)>".into(),
+            file: Some("src/<main>.rs".into()),
+            line: Some(3),
+        };
+        let html = build_failed(&[d], &["error: <b>cargo</b>".into()]);
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(!html.contains("<b>cargo"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("&lt;main&gt;.rs:3"), "{html}");
+        assert!(html.contains("<span"), "ANSI colour became HTML: {html}");
+        assert!(!html.contains('\u{1b}'), "{html}");
+    }
+}

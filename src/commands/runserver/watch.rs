@@ -1,0 +1,409 @@
+//! Watching: notify (inotify on Linux) -> debounced batches of real changes.
+//!
+//! Directories are watched one by one (never recursively) so that the
+//! target directory, `.git` and everything `.gitignore`/`.ignore` exclude
+//! are never watched at all: a build writing thousands of files into
+//! `target/` costs nothing here. New directories are picked up as they
+//! appear. A change only counts when a file's content hash changed, so a
+//! `touch`, a checkout-and-back or an editor's double write does not
+//! rebuild. Bursts are coalesced with a trailing debounce bounded by a
+//! maximum wait, so an endless stream of events cannot starve the build.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hasher as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::Match;
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What to watch.
+#[derive(Debug, Clone)]
+pub struct WatchSet {
+    /// Directories of workspace members and local path dependencies.
+    pub roots: Vec<PathBuf>,
+    pub target_dir: PathBuf,
+    /// Changes here do not rebuild (unless a build read the file).
+    pub static_dir: Option<PathBuf>,
+}
+
+/// A batch of changes after the debounce.
+#[derive(Debug, Default, Clone)]
+pub struct Change {
+    /// Changed sources: a rebuild is needed.
+    pub code: Vec<PathBuf>,
+    /// Changed files under the static directory.
+    pub statics: Vec<PathBuf>,
+    /// A Cargo.toml or Cargo.lock changed: read the project again.
+    pub manifest: bool,
+}
+
+/// Messages to the watcher task.
+#[derive(Debug)]
+pub enum Command {
+    /// The project changed shape (manifest edited): watch these instead.
+    Reset(WatchSet),
+    /// Files a build read (dep-info); those outside the roots are watched too.
+    BuildInputs(Vec<PathBuf>),
+}
+
+/// Upper bound on how long a burst may delay a build.
+pub fn max_wait(debounce: Duration) -> Duration {
+    (debounce * 20).clamp(Duration::from_millis(500), Duration::from_secs(2))
+}
+
+/// Starts the watcher task. Changes arrive on the returned receiver.
+pub fn spawn(
+    set: WatchSet,
+    debounce: Duration,
+    commands: mpsc::UnboundedReceiver<Command>,
+) -> Result<mpsc::UnboundedReceiver<Change>> {
+    let (raw_tx, raw_rx) = mpsc::unbounded_channel();
+    let watcher = notify::recommended_watcher(move |event| {
+        let _ = raw_tx.send(event);
+    })
+    .context("cannot start the file watcher")?;
+    let mut state = State {
+        watcher,
+        set,
+        ignores: HashMap::new(),
+        global: Gitignore::global().0,
+        hashes: HashMap::new(),
+        watched: HashSet::new(),
+        outside: HashSet::new(),
+        build_inputs: HashSet::new(),
+    };
+    for root in state.set.roots.clone() {
+        state.scan(&root, false)?;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(state, debounce, raw_rx, commands, tx));
+    Ok(rx)
+}
+
+struct State {
+    watcher: RecommendedWatcher,
+    set: WatchSet,
+    /// `.gitignore`/`.ignore` matchers by the directory they live in.
+    ignores: HashMap<PathBuf, Vec<Gitignore>>,
+    global: Gitignore,
+    /// Content hashes of every watched file.
+    hashes: HashMap<PathBuf, u64>,
+    watched: HashSet<PathBuf>,
+    /// Files outside the roots that a build read.
+    outside: HashSet<PathBuf>,
+    /// Every file the last build read, by dep-info.
+    build_inputs: HashSet<PathBuf>,
+}
+
+async fn run(
+    mut state: State,
+    debounce: Duration,
+    mut raw: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    tx: mpsc::UnboundedSender<Change>,
+) {
+    let limit = max_wait(debounce);
+    let mut pending: HashSet<PathBuf> = HashSet::new();
+    let mut first: Option<Instant> = None;
+    let mut deadline = Instant::now();
+    loop {
+        tokio::select! {
+            event = raw.recv() => {
+                let Some(event) = event else { return };
+                let Ok(event) = event else { continue };
+                if state.note_event(&event, &mut pending) {
+                    let now = Instant::now();
+                    let started = *first.get_or_insert(now);
+                    deadline = (now + debounce).min(started + limit);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline), if first.is_some() => {
+                first = None;
+                let change = state.flush(std::mem::take(&mut pending));
+                if !(change.code.is_empty() && change.statics.is_empty())
+                    && tx.send(change).is_err()
+                {
+                    return;
+                }
+            }
+            command = commands.recv() => match command {
+                Some(Command::Reset(set)) => state.reset(set),
+                Some(Command::BuildInputs(files)) => state.add_build_inputs(files),
+                None => return,
+            },
+        }
+    }
+}
+
+/// Names editors write beside the real file: swap, backup and lock files.
+fn is_editor_junk(name: &str) -> bool {
+    name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.ends_with(".swo")
+        || name.ends_with('~')
+        || name.ends_with(".tmp")
+        || name.ends_with("___jb_tmp___")
+        || name.ends_with("___jb_old___")
+        || name.starts_with(".#")
+        || (name.starts_with('#') && name.ends_with('#'))
+        || name == "4913"
+        || name == ".DS_Store"
+}
+
+fn hash_file(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    hasher.write(&bytes);
+    Some(hasher.finish())
+}
+
+impl State {
+    /// Watches `dir` and everything below it that is not ignored, hashing
+    /// files. With `report`, returns the files found (a directory that
+    /// appeared after its contents were written).
+    fn scan(&mut self, dir: &Path, report: bool) -> Result<Vec<PathBuf>> {
+        let target = self.set.target_dir.clone();
+        let walker = ignore::WalkBuilder::new(dir)
+            .hidden(false)
+            .parents(true)
+            .require_git(false)
+            .filter_entry(move |e| e.file_name() != ".git" && !e.path().starts_with(&target))
+            .build();
+        let mut found = Vec::new();
+        for entry in walker.flatten() {
+            let path = entry.path().to_path_buf();
+            if entry.file_type().is_some_and(|t| t.is_dir()) {
+                self.load_ignores(&path);
+                if self.watched.insert(path.clone()) {
+                    if let Err(err) = self.watcher.watch(&path, RecursiveMode::NonRecursive) {
+                        self.watched.remove(&path);
+                        if matches!(err.kind, notify::ErrorKind::MaxFilesWatch) {
+                            return Err(anyhow::anyhow!(
+                                "the system's inotify watch limit is reached; raise it with \
+                                 `sysctl fs.inotify.max_user_watches=524288`"
+                            ));
+                        }
+                    }
+                }
+            } else if let Some(hash) = hash_file(&path) {
+                self.hashes.insert(path.clone(), hash);
+                if report {
+                    found.push(path);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn load_ignores(&mut self, dir: &Path) {
+        let mut matchers = Vec::new();
+        for name in [".gitignore", ".ignore"] {
+            let file = dir.join(name);
+            if file.is_file() {
+                let mut builder = GitignoreBuilder::new(dir);
+                builder.add(&file);
+                if let Ok(m) = builder.build() {
+                    matchers.push(m);
+                }
+            }
+        }
+        if matchers.is_empty() {
+            self.ignores.remove(dir);
+        } else {
+            self.ignores.insert(dir.to_path_buf(), matchers);
+        }
+    }
+
+    fn root_of(&self, path: &Path) -> Option<&Path> {
+        self.set
+            .roots
+            .iter()
+            .filter(|r| path.starts_with(r))
+            .max_by_key(|r| r.as_os_str().len())
+            .map(PathBuf::as_path)
+    }
+
+    /// Whether a path under a root is excluded from watching.
+    fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
+        if path.starts_with(&self.set.target_dir)
+            || path.components().any(|c| c.as_os_str() == ".git")
+        {
+            return true;
+        }
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(is_editor_junk)
+        {
+            return true;
+        }
+        if self.outside.contains(path) {
+            return false;
+        }
+        let Some(root) = self.root_of(path) else {
+            return true;
+        };
+        // The deepest ignore file that has an opinion decides.
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if let Some(matchers) = self.ignores.get(d) {
+                for m in matchers.iter().rev() {
+                    match m.matched_path_or_any_parents(path, is_dir) {
+                        Match::Ignore(_) => return true,
+                        Match::Whitelist(_) => return false,
+                        Match::None => {}
+                    }
+                }
+            }
+            if d == root {
+                break;
+            }
+            dir = d.parent();
+        }
+        matches!(self.global.matched(path, is_dir), Match::Ignore(_))
+    }
+
+    /// Records an event's paths; true when something relevant happened.
+    fn note_event(&mut self, event: &notify::Event, pending: &mut HashSet<PathBuf>) -> bool {
+        if matches!(event.kind, EventKind::Access(_)) {
+            // Reads never change content (close-after-write is also
+            // reported as a modify).
+            return false;
+        }
+        let mut relevant = false;
+        for path in &event.paths {
+            let is_dir = path.is_dir();
+            if self.is_ignored(path, is_dir) {
+                continue;
+            }
+            if is_dir && self.watched.contains(path) {
+                // Attributes of a directory we already watch.
+                continue;
+            }
+            if is_dir {
+                // A new or renamed directory: watch it, and treat what is
+                // already inside as changed.
+                if let Ok(found) = self.scan(path, true) {
+                    for f in found {
+                        self.hashes.remove(&f);
+                        pending.insert(f);
+                    }
+                }
+                relevant = true;
+                continue;
+            }
+            if matches!(
+                path.file_name().and_then(|n| n.to_str()),
+                Some(".gitignore" | ".ignore")
+            ) {
+                if let Some(dir) = path.parent() {
+                    self.load_ignores(dir);
+                }
+            }
+            pending.insert(path.clone());
+            relevant = true;
+        }
+        relevant
+    }
+
+    /// Hashes the pending paths and classifies what really changed.
+    fn flush(&mut self, pending: HashSet<PathBuf>) -> Change {
+        let mut change = Change::default();
+        let mut paths: Vec<PathBuf> = pending.into_iter().collect();
+        paths.sort();
+        for path in paths {
+            let changed = match hash_file(&path) {
+                Some(hash) => self.hashes.insert(path.clone(), hash) != Some(hash),
+                // Gone (or unreadable): a change only if we knew it.
+                None => !path.is_dir() && self.hashes.remove(&path).is_some(),
+            };
+            if !changed {
+                continue;
+            }
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let in_static = self
+                .set
+                .static_dir
+                .as_ref()
+                .is_some_and(|s| path.starts_with(s));
+            if in_static && !self.build_inputs.contains(&path) {
+                change.statics.push(path);
+            } else {
+                if matches!(name, "Cargo.toml" | "Cargo.lock") {
+                    change.manifest = true;
+                }
+                change.code.push(path);
+            }
+        }
+        change
+    }
+
+    fn reset(&mut self, set: WatchSet) {
+        for dir in self.watched.drain() {
+            let _ = self.watcher.unwatch(&dir);
+        }
+        self.ignores.clear();
+        self.hashes.clear();
+        self.outside.clear();
+        self.set = set;
+        for root in self.set.roots.clone() {
+            let _ = self.scan(&root, false);
+        }
+    }
+
+    fn add_build_inputs(&mut self, files: Vec<PathBuf>) {
+        self.build_inputs = files.iter().cloned().collect();
+        for file in files {
+            if file.starts_with(&self.set.target_dir)
+                || self.root_of(&file).is_some()
+                || self.outside.contains(&file)
+            {
+                continue;
+            }
+            let Some(dir) = file.parent() else { continue };
+            if self.watched.insert(dir.to_path_buf())
+                && self
+                    .watcher
+                    .watch(dir, RecursiveMode::NonRecursive)
+                    .is_err()
+            {
+                self.watched.remove(dir);
+                continue;
+            }
+            if let Some(hash) = hash_file(&file) {
+                self.hashes.insert(file.clone(), hash);
+            }
+            self.outside.insert(file);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn editor_junk() {
+        for junk in [".main.rs.swp", "main.rs~", "4913", ".#main.rs", "#main.rs#"] {
+            assert!(is_editor_junk(junk), "{junk}");
+        }
+        for real in ["main.rs", "site.css", "Cargo.toml"] {
+            assert!(!is_editor_junk(real), "{real}");
+        }
+    }
+
+    #[test]
+    fn max_wait_is_bounded() {
+        assert_eq!(max_wait(Duration::from_millis(50)), Duration::from_secs(1));
+        assert_eq!(
+            max_wait(Duration::from_millis(1)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(max_wait(Duration::from_secs(5)), Duration::from_secs(2));
+    }
+}
