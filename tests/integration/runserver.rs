@@ -237,7 +237,7 @@ fn a_crash_is_reported_and_the_next_edit_recovers() {
         .proc
         .wait_for_line("The app exited (killed by signal 9 (SIGKILL))", REBUILD);
     let response = get(&server.addr, "/").unwrap();
-    assert_eq!(response.status, 503);
+    assert_eq!(response.status, 502, "the app died: a bad gateway");
     assert!(
         response.text().contains("the app exited"),
         "{}",
