@@ -73,43 +73,39 @@ impl Ui {
         style.for_stderr()
     }
 
-    /// Writes a line to stderr without tearing an active spinner.
-    pub fn raw_line(&self, line: &str) {
+    /// Runs `write` with any active spinner cleared from the terminal, so
+    /// output appears above it instead of tearing it.
+    fn above_spinner(&self, write: impl FnOnce()) {
         let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         match active.as_ref() {
-            Some(pb) if !pb.is_hidden() => pb.suspend(|| eprintln!("{line}")),
-            _ => {
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
-            }
+            Some(pb) if !pb.is_hidden() => pb.suspend(write),
+            _ => write(),
         }
+    }
+
+    /// Writes a line to stderr without tearing an active spinner.
+    pub fn raw_line(&self, line: &str) {
+        self.above_spinner(|| {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        });
     }
 
     /// Writes raw bytes (a child's output) to stderr as they come.
     pub fn raw_bytes(&self, bytes: &[u8]) {
-        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        let write = || {
+        self.above_spinner(|| {
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(bytes);
             let _ = err.flush();
-        };
-        match active.as_ref() {
-            Some(pb) if !pb.is_hidden() => pb.suspend(write),
-            _ => write(),
-        }
+        });
     }
 
     /// Writes a child's stdout line to our stdout, as it comes.
     pub fn child_stdout(&self, bytes: &[u8]) {
-        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        let write = || {
+        self.above_spinner(|| {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(bytes);
             let _ = out.flush();
-        };
-        match active.as_ref() {
-            Some(pb) if !pb.is_hidden() => pb.suspend(write),
-            _ => write(),
-        }
+        });
     }
 
     /// One access-log line, as Django's runserver prints it, coloured by
