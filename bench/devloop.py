@@ -209,6 +209,8 @@ def main():
     ap.add_argument("--edits", type=int, default=10)
     ap.add_argument("--idle", type=float, default=20.0)
     ap.add_argument("--tools", default="manage,cargo-watch,watchexec")
+    ap.add_argument("--manage-arg", action="append", default=[],
+                    help="extra argument for `manage runserver` (repeatable)")
     args = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -227,7 +229,7 @@ def main():
         bare = statistics.median(builds) + statistics.median(starts)
 
         tools = {
-            "manage": lambda p: [manage, "runserver", str(p)],
+            "manage": lambda p: [manage, "runserver", str(p), *args.manage_arg],
             "cargo-watch": lambda p: ["cargo", "watch", "-q", "-x", "run"],
             "watchexec": lambda p: ["watchexec", "-r", "-e", "rs,html", "--", "cargo", "run"],
         }

@@ -593,9 +593,13 @@ fn a_swap_waits_for_requests_in_flight_on_the_old_app() {
 #[test]
 fn a_change_during_a_build_cancels_it_and_builds_the_newest() {
     let server = DevServer::start("rs-cancel", &[]);
-    server.edit("src/welcome.html", "<title>rs-cancel is running", "<title>first");
+    server.edit(
+        "src/welcome.html",
+        "<title>rs-cancel is running",
+        "<title>first",
+    );
     server.proc.wait_for_line("Changed", REBUILD);
-    // The debounce is 50 ms; compiling takes far longer than this.
+    // The debounce is 20 ms; compiling takes far longer than this.
     std::thread::sleep(Duration::from_millis(120));
     server.edit("src/welcome.html", "<title>first", "<title>second");
     server

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -283,30 +283,47 @@ fn tail_of(tail: &Mutex<VecDeque<String>>) -> Vec<String> {
         .collect()
 }
 
-/// Passes a child's output on line by line, keeping a tail when asked.
+/// Passes a child's output on as it comes, whole lines at a time (all the
+/// complete lines of one read in one write, so a busy app's log costs one
+/// write per read, not per line), keeping a tail when asked.
 async fn pump(
-    stream: impl AsyncRead + Unpin,
+    mut stream: impl AsyncRead + Unpin,
     tail: Option<Arc<Mutex<VecDeque<String>>>>,
     mut emit: impl FnMut(&[u8]),
 ) {
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
+    const LONGEST_LINE: usize = 64 * 1024;
+    let mut pending: Vec<u8> = Vec::with_capacity(8 * 1024);
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                emit(&line);
-                if let Some(tail) = &tail {
-                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-                    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-                    if tail.len() == TAIL_LINES {
-                        tail.pop_front();
-                    }
-                    tail.push_back(text);
+        match stream.read_buf(&mut pending).await {
+            Ok(0) | Err(_) => {
+                if !pending.is_empty() {
+                    emit(&pending);
+                    keep_tail(&tail, &pending);
                 }
+                return;
             }
+            Ok(_) => {}
         }
+        let cut = match pending.iter().rposition(|b| *b == b'\n') {
+            Some(last) => last + 1,
+            None if pending.len() >= LONGEST_LINE => pending.len(),
+            None => continue,
+        };
+        let rest = pending.split_off(cut);
+        emit(&pending);
+        keep_tail(&tail, &pending);
+        pending = rest;
+    }
+}
+
+fn keep_tail(tail: &Option<Arc<Mutex<VecDeque<String>>>>, chunk: &[u8]) {
+    let Some(tail) = tail else { return };
+    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+    for line in String::from_utf8_lossy(chunk).lines() {
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.trim_end().to_owned());
     }
 }
 

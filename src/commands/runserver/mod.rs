@@ -41,7 +41,7 @@ use crate::project::{Project, Selector};
 use crate::ui::{Tone, Ui};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8000";
-const DEFAULT_DEBOUNCE_MS: u64 = 50;
+const DEFAULT_DEBOUNCE_MS: u64 = 20;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -90,7 +90,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub health_path: Option<String>,
 
-    /// Quiet time after a change before building, in milliseconds [setting: `debounce-ms`; default: 50]
+    /// Quiet time after a change before building, in milliseconds [setting: `debounce-ms`; default: 20]
     #[arg(long, value_name = "MS")]
     pub debounce: Option<u64>,
 
@@ -241,6 +241,7 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
             hold: Duration::from_secs(30),
             hub: hub.clone(),
             livereload,
+            snippets: proxy::Snippets::new(livereload)?,
             statics,
             hosts: AllowedHosts {
                 extra: allowed_hosts,

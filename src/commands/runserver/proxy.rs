@@ -40,7 +40,8 @@ pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
 /// One app process as the proxy sees it.
 pub struct Backend {
-    pub addr: SocketAddr,
+    /// The app's loopback address, as a URI authority made once.
+    authority: hyper::http::uri::Authority,
     client: Client<HttpConnector, Incoming>,
     inflight: AtomicUsize,
     idle: Notify,
@@ -54,7 +55,10 @@ impl Backend {
             .pool_idle_timeout(Duration::from_secs(15))
             .build(connector);
         Arc::new(Backend {
-            addr,
+            authority: addr
+                .to_string()
+                .parse()
+                .expect("a socket address is a valid authority"),
             client,
             inflight: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -123,6 +127,7 @@ pub struct ProxyConfig {
     pub hold: Duration,
     pub hub: Arc<Hub>,
     pub livereload: bool,
+    pub snippets: Snippets,
     pub statics: Option<Statics>,
     pub hosts: AllowedHosts,
     pub ui: Ui,
@@ -457,11 +462,14 @@ async fn forward(
     let path = req
         .uri()
         .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let uri: Uri = match format!("http://{}{}", backend.addr, path).parse() {
-        Ok(uri) => uri,
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "manage: bad request target\n"),
+        .cloned()
+        .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
+    let mut target = hyper::http::uri::Parts::default();
+    target.scheme = Some(hyper::http::uri::Scheme::HTTP);
+    target.authority = Some(backend.authority.clone());
+    target.path_and_query = Some(path);
+    let Ok(uri) = Uri::from_parts(target) else {
+        return plain(StatusCode::BAD_REQUEST, "manage: bad request target\n");
     };
     let is_head = req.method() == Method::HEAD;
     let upgrade = is_upgrade(req.headers()).then(|| {
@@ -521,15 +529,17 @@ async fn forward(
 
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let snippet = (config.livereload || banner)
-        .then(|| injection(config.livereload, banner))
-        .flatten();
+    let snippet = if banner {
+        Some(config.snippets.banner.as_str())
+    } else {
+        config.snippets.normal.as_deref()
+    };
     if let Some(snippet) = snippet.filter(|_| !is_head && injectable(&parts)) {
         // Bounded by MAX_INJECT through Content-Length.
         return match body.collect().await {
             Ok(collected) => {
                 drop(inflight);
-                let html = livereload::inject(&collected.to_bytes(), &snippet);
+                let html = livereload::inject(&collected.to_bytes(), snippet);
                 parts
                     .headers
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(html.len()));
@@ -577,12 +587,31 @@ fn injectable(parts: &hyper::http::response::Parts) -> bool {
     html && identity && bounded && parts.status.is_success()
 }
 
-fn injection(livereload: bool, banner: bool) -> Option<String> {
-    crate::render::render_embedded(
-        "runserver/inject.html.jinja",
-        &minijinja::context! { livereload, banner },
-    )
-    .ok()
+/// What goes into HTML pages, rendered once at start-up: nothing or the
+/// live-reload script normally, the banner (and script) while the newest
+/// build is broken.
+pub struct Snippets {
+    normal: Option<String>,
+    banner: String,
+}
+
+impl Snippets {
+    pub fn new(livereload: bool) -> anyhow::Result<Snippets> {
+        let render = |banner: bool| {
+            crate::render::render_embedded(
+                "runserver/inject.html.jinja",
+                &minijinja::context! { livereload, banner },
+            )
+        };
+        Ok(Snippets {
+            normal: if livereload {
+                Some(render(false)?)
+            } else {
+                None
+            },
+            banner: render(true)?,
+        })
+    }
 }
 
 /// A response body that keeps its request counted until it ends.
