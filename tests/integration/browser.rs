@@ -390,7 +390,7 @@ fn the_open_page_follows_edits_errors_and_fixes() {
         &browser,
         &server,
         "the welcome page with live reload",
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         STATE,
         listening,
     );
@@ -415,7 +415,7 @@ fn the_open_page_follows_edits_errors_and_fixes() {
         &browser,
         &server,
         "the reloaded page ready",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         STATE,
         listening,
     );
@@ -484,7 +484,7 @@ fn the_open_page_follows_edits_errors_and_fixes() {
         &browser,
         &server,
         "the recovered page",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         STATE,
         listening,
     );
