@@ -1,6 +1,7 @@
 //! Integration tests: the real `manage` binary, real cargo builds of
 //! generated projects, real servers on loopback.
 
+mod browser;
 mod cli;
 mod deploy_config;
 mod deploy_live;
