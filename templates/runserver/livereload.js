@@ -7,7 +7,10 @@
   window.__manageLiveReload = true;
 
   var instance = null;
-  var generation = null;
+  // The build this page came from (absent on manage's own error pages).
+  var script = document.currentScript;
+  var served = script && script.getAttribute("data-generation");
+  var generation = served ? Number(served) : null;
   var onErrorPage = document.documentElement.hasAttribute("data-manage-error-page");
   var events = new EventSource("/__manage/events");
 

@@ -278,8 +278,11 @@ fn html_pages_get_the_script_and_a_banner_while_the_newest_build_is_broken() {
     let server = DevServer::start("dp-banner", &[]);
     let page = html_get(&server.addr, "/");
     let text = page.text();
+    // Generation 1: the first build's start told (no) tabs to reload once.
     assert!(
-        text.contains("<script src=\"/__manage/livereload.js\"></script>\n</body>"),
+        text.contains(
+            "<script src=\"/__manage/livereload.js\" data-generation=\"1\"></script>\n</body>"
+        ),
         "{text}"
     );
     assert_eq!(

@@ -63,6 +63,11 @@ impl Hub {
         let _ = self.tx.send(event);
     }
 
+    /// How many times a new build (or a static change) told tabs to reload.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// The `text/event-stream` response for one tab.
     pub fn events_response(&self) -> Response<ProxyBody> {
         let hello = format!(

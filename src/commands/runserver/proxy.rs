@@ -300,8 +300,11 @@ async fn route(
         }
     }
     let wants_html = accepts_html(req.headers());
+    // Read before picking: a swap in between makes the page reload once
+    // more than needed, never once less.
+    let generation = config.hub.generation();
     match pick(&mut state, config.hold).await {
-        Ok((backend, banner)) => forward(req, peer, backend, banner, config).await,
+        Ok((backend, banner)) => forward(req, peer, backend, banner, generation, config).await,
         Err(state) => unavailable(&state, config, wants_html),
     }
 }
@@ -456,6 +459,7 @@ async fn forward(
     peer: SocketAddr,
     backend: Arc<Backend>,
     banner: bool,
+    generation: u64,
     config: &ProxyConfig,
 ) -> Response<ProxyBody> {
     let inflight = backend.enter();
@@ -539,7 +543,10 @@ async fn forward(
         return match body.collect().await {
             Ok(collected) => {
                 drop(inflight);
-                let html = livereload::inject(&collected.to_bytes(), snippet);
+                // The page tells its script which build it came from, so a
+                // swap before the script connects still reloads it.
+                let snippet = snippet.replace(GENERATION_MARK, &generation.to_string());
+                let html = livereload::inject(&collected.to_bytes(), &snippet);
                 parts
                     .headers
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(html.len()));
@@ -590,6 +597,9 @@ fn injectable(parts: &hyper::http::response::Parts) -> bool {
 /// What goes into HTML pages, rendered once at start-up: nothing or the
 /// live-reload script normally, the banner (and script) while the newest
 /// build is broken.
+/// Stands for the serving build's generation in the rendered snippets.
+const GENERATION_MARK: &str = "__MANAGE_GENERATION__";
+
 pub struct Snippets {
     normal: Option<String>,
     banner: String,
@@ -600,7 +610,7 @@ impl Snippets {
         let render = |banner: bool| {
             crate::render::render_embedded(
                 "runserver/inject.html.jinja",
-                &minijinja::context! { livereload, banner },
+                &minijinja::context! { livereload, banner, generation_mark => GENERATION_MARK },
             )
         };
         Ok(Snippets {
