@@ -319,6 +319,12 @@ fn html_pages_get_the_script_and_a_banner_while_the_newest_build_is_broken() {
         "{}",
         errors.text()
     );
+    // rustc's closing note stays in the terminal, not as an error card.
+    assert!(
+        !errors.text().contains("rustc --explain"),
+        "{}",
+        errors.text()
+    );
     assert!(errors.text().contains("src&#x2f;main.rs") || errors.text().contains("src/main.rs"));
 
     server.edit("src/main.rs", "\n    let _x: u8 = \"two\";", "");

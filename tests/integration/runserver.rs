@@ -217,6 +217,7 @@ fn a_build_failure_prints_the_compiler_error() {
     }
     let text = seen.join("\n");
     assert!(text.contains("error[E0308]: mismatched types"), "{text}");
+    assert!(text.contains("(1 error)"), "{text}");
     assert!(text.contains("src/main.rs"), "{text}");
     assert!(
         !text.contains('\u{1b}'),

@@ -153,6 +153,9 @@ pub async fn build(
                             let is_error = matches!(d.level, DiagnosticLevel::Error | DiagnosticLevel::Ice);
                             let Some(rendered) = d.rendered.clone() else { continue };
                             print_rendered(ui, &rendered);
+                            if is_summary(&d) {
+                                continue;
+                            }
                             let span = d.spans.iter().find(|s| s.is_primary);
                             diagnostics.push(Diagnostic {
                                 is_error,
@@ -222,6 +225,14 @@ pub async fn build(
             elapsed,
         }),
     }
+}
+
+/// rustc's closing lines ("aborting due to 2 previous errors", "For more
+/// information about this error, try ..."): shown in the terminal as rustc
+/// shows them, but neither counted nor listed in the browser.
+fn is_summary(d: &cargo_metadata::diagnostic::Diagnostic) -> bool {
+    matches!(d.level, DiagnosticLevel::FailureNote)
+        || (d.spans.is_empty() && d.message.starts_with("aborting due to"))
 }
 
 fn progress(bin: &str, compiling: &str, units: usize) -> String {
