@@ -22,7 +22,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,28 +29,15 @@ import tempfile
 import threading
 import time
 
+from benchlib import cpu_model, free_port, http_get
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get(port, path="/", timeout=5.0):
-    """Returns (status, body) or raises OSError."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ")[1]) if head else 0
+    """Returns (status, body text) or raises OSError."""
+    status, body = http_get(port, path, timeout)
     return status, body.decode("utf-8", "replace")
 
 
@@ -247,13 +233,7 @@ def main():
             results[name] = measure_tool(name, tools[name](port), project, port, tool_env,
                                          args.edits, args.idle)
 
-        cpu_model = "?"
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-        print(f"# dev loop, {args.edits} edits of src/welcome.html, {os.cpu_count()} cores ({cpu_model})")
+        print(f"# dev loop, {args.edits} edits of src/welcome.html, {os.cpu_count()} cores ({cpu_model()})")
         print()
         print(f"bare `cargo build` of the edit: median {ms(statistics.median(builds))} ms; "
               f"app start-to-ready: median {ms(statistics.median(starts))} ms")

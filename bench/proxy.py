@@ -35,15 +35,15 @@ Needs `wrk` (Debian package `wrk`).
 import argparse
 import datetime
 import os
-import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import cpu_model, free_port, http_get
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "benchproxy"
@@ -51,12 +51,6 @@ NAME = "benchproxy"
 TARGET = os.path.join(ROOT, "target", "bench-proxy")
 
 STARTED = []  # Popen objects, each the leader of its own process group
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(cmd, **kwargs):
@@ -86,18 +80,7 @@ def stop_all():
 
 
 def get_status(port, path, timeout=2.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
-        )
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body
+    return http_get(port, path, timeout)
 
 
 def wait_ok(port, path, timeout, proc=None, what="server"):
@@ -205,17 +188,6 @@ def start_nginx(tmp, upstream):
     )
     wait_ok(port, "/healthz", 10, proc, "nginx")
     return port
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main():

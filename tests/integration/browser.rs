@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{self, eventually, free_port, manage, shared_target_dir, Running};
+use crate::helpers::{
+    self, descendants, eventually, free_port, manage, shared_target_dir, Running,
+};
 
 /// The first build in a test run compiles hyper and tokio (and may wait for
 /// cargo's lock while other tests build); later builds are incremental.
@@ -248,38 +250,6 @@ fn base64_decode(text: &str) -> Vec<u8> {
             bits -= 8;
             out.push((acc >> bits) as u8);
             acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-/// Every process below `pid`, from /proc.
-fn descendants(pid: i32) -> Vec<i32> {
-    let mut parents: Vec<(i32, i32)> = Vec::new();
-    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        // The command name may contain spaces; fields resume after ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok());
-        if let Some(ppid) = ppid {
-            parents.push((p, ppid));
-        }
-    }
-    let mut out = vec![];
-    let mut frontier = vec![pid];
-    while let Some(parent) = frontier.pop() {
-        for &(p, pp) in &parents {
-            if pp == parent && !out.contains(&p) {
-                out.push(p);
-                frontier.push(p);
-            }
         }
     }
     out

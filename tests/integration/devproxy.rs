@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{self, eventually, get, request, Response};
-use crate::runserver::{descendants, start_echo, DevServer, FIRST_BUILD, REBUILD};
+use crate::helpers::{self, descendants, eventually, get, request, Response};
+use crate::runserver::{start_echo, DevServer, FIRST_BUILD, REBUILD};
 
 fn get_with(addr: &str, path: &str, extra: &str) -> Response {
     request(

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-use crate::helpers::{self, eventually, free_port, get, manage, shared_target_dir, Running};
+use crate::helpers::{
+    self, descendants, eventually, free_port, get, manage, shared_target_dir, Running,
+};
 
 /// The first build in a test run compiles hyper and tokio; later ones wait
 /// for cargo's lock while other tests build.
@@ -81,35 +83,6 @@ fn title_of(html: &str) -> String {
         .and_then(|rest| rest.split("</title>").next())
         .unwrap_or("")
         .to_owned()
-}
-
-/// Every process below `pid`, from /proc.
-pub fn descendants(pid: i32) -> Vec<i32> {
-    let mut parents: Vec<(i32, i32)> = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) {
-            // The command name may contain spaces; fields resume after ')'.
-            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
-                if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
-                    parents.push((p, ppid));
-                }
-            }
-        }
-    }
-    let mut out = vec![];
-    let mut frontier = vec![pid];
-    while let Some(parent) = frontier.pop() {
-        for &(p, pp) in &parents {
-            if pp == parent && !out.contains(&p) {
-                out.push(p);
-                frontier.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// Alive and not a zombie waiting to be reaped.
