@@ -1,7 +1,11 @@
 """Helpers shared by the benchmark scripts in bench/: loopback only."""
 
+import os
 import platform
+import signal
 import socket
+import subprocess
+import time
 
 
 def free_port():
@@ -35,3 +39,26 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def stop_groups(procs, sig, grace):
+    """Sends `sig` to each process group (every proc was started with
+    start_new_session=True), waits up to `grace` seconds in all, then
+    SIGKILLs each group and reaps it."""
+    procs = list(procs)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()

@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import cpu_model, free_port, http_get
+from benchlib import cpu_model, free_port, http_get, stop_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -67,19 +67,6 @@ class Poller(threading.Thread):
 def start(cmd, cwd, env):
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 def wait_for(pred, timeout):
@@ -162,7 +149,7 @@ def measure_tool(name, cmd, project, port, env, edits, idle):
             "rss": rss_mb(proc.pid),
         }
     finally:
-        stop(proc)
+        stop_groups([proc], signal.SIGINT, 15)
 
 
 def bare_build_and_start(project, env, edits, exe):

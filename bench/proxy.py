@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_model, free_port, http_get
+from benchlib import cpu_model, free_port, http_get, stop_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "benchproxy"
@@ -60,22 +60,7 @@ def start(cmd, **kwargs):
 
 
 def stop_all():
-    for proc in reversed(STARTED):
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-    deadline = time.monotonic() + 10
-    for proc in reversed(STARTED):
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    stop_groups(reversed(STARTED), signal.SIGTERM, 10)
     STARTED.clear()
 
 

@@ -15,14 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{
-    self, descendants, eventually, free_port, manage, shared_target_dir, Running,
-};
-
-/// The first build in a test run compiles hyper and tokio (and may wait for
-/// cargo's lock while other tests build); later builds are incremental.
-const FIRST_BUILD: Duration = Duration::from_secs(600);
-const REBUILD: Duration = Duration::from_secs(180);
+use crate::helpers::{descendants, eventually, free_port, Running};
+use crate::runserver::{DevServer, REBUILD};
 
 /// Flags Chromium needs as root in a container, plus quiet networking.
 const CHROMIUM_FLAGS: &[&str] = &[
@@ -255,13 +249,6 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
-fn edit(dir: &Path, rel: &str, from: &str, to: &str) {
-    let path = dir.join(rel);
-    let text = fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{rel} has no {from:?}");
-    fs::write(&path, text.replacen(from, to, 1)).unwrap();
-}
-
 /// Everything runserver printed so far, for failure messages.
 fn drain(server: &Running) -> String {
     server.stderr.try_iter().collect::<Vec<_>>().join("\n")
@@ -343,22 +330,14 @@ fn listening(state: &Value) -> bool {
 fn the_open_page_follows_edits_errors_and_fixes() {
     let browser = Browser::start();
 
-    let (_tmp, dir) = helpers::generate("browser-live");
-    let port = free_port();
-    let mut cmd = manage();
-    cmd.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", shared_target_dir())
-        .arg("runserver")
-        .arg(port.to_string());
-    let server = Running::start(cmd);
-    server.wait_for_line("Built in", FIRST_BUILD);
+    let server = DevServer::start("browser-live", &[]);
 
     // The only navigation: open the welcome page.
     browser.on_every_page(SSE_SPY);
-    browser.navigate(&format!("http://127.0.0.1:{port}/"));
+    browser.navigate(&format!("http://{}/", server.addr));
     let state = wait_for(
         &browser,
-        &server,
+        &server.proc,
         "the welcome page with live reload",
         Duration::from_secs(120),
         STATE,
@@ -372,18 +351,22 @@ fn the_open_page_follows_edits_errors_and_fixes() {
     );
 
     // 1. An edit: the open page reloads itself and shows the new title.
-    edit(
-        &dir,
+    server.edit(
         "src/welcome.html",
         "<title>browser-live is running</title>",
         "<title>First edit, live</title>",
     );
-    wait_for(&browser, &server, "the edited title", REBUILD, TITLE, |t| {
-        t == "First edit, live"
-    });
+    wait_for(
+        &browser,
+        &server.proc,
+        "the edited title",
+        REBUILD,
+        TITLE,
+        |t| t == "First edit, live",
+    );
     let state = wait_for(
         &browser,
-        &server,
+        &server.proc,
         "the reloaded page ready",
         Duration::from_secs(60),
         STATE,
@@ -395,15 +378,14 @@ fn the_open_page_follows_edits_errors_and_fixes() {
 
     // 2. A type error: the open page shows the compiler's message over the
     // last good build, which keeps serving.
-    edit(
-        &dir,
+    server.edit(
         "src/main.rs",
         "const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);",
         "const SHUTDOWN_GRACE: Duration = 10;",
     );
     let state = wait_for(
         &browser,
-        &server,
+        &server.proc,
         "the error overlay",
         REBUILD,
         STATE,
@@ -426,33 +408,35 @@ fn the_open_page_follows_edits_errors_and_fixes() {
 
     let png = browser.screenshot_png();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    let shot = _tmp.path().join("overlay.png");
-    fs::write(&shot, &png).unwrap();
+    // For a person to look at: MANAGE_TEST_SCREENSHOT_DIR=/some/dir.
     if let Some(keep) = std::env::var_os("MANAGE_TEST_SCREENSHOT_DIR") {
         fs::create_dir_all(&keep).unwrap();
-        fs::copy(&shot, Path::new(&keep).join("browser-overlay.png")).unwrap();
+        fs::write(Path::new(&keep).join("browser-overlay.png"), &png).unwrap();
     }
 
     // 3. The fix, with a newer title: the overlay goes and the page shows
     // the newest text.
-    edit(
-        &dir,
+    server.edit(
         "src/welcome.html",
         "<title>First edit, live</title>",
         "<title>Fixed and newest</title>",
     );
-    edit(
-        &dir,
+    server.edit(
         "src/main.rs",
         "const SHUTDOWN_GRACE: Duration = 10;",
         "const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);",
     );
-    wait_for(&browser, &server, "the newest title", REBUILD, TITLE, |t| {
-        t == "Fixed and newest"
-    });
+    wait_for(
+        &browser,
+        &server.proc,
+        "the newest title",
+        REBUILD,
+        TITLE,
+        |t| t == "Fixed and newest",
+    );
     let state = wait_for(
         &browser,
-        &server,
+        &server.proc,
         "the recovered page",
         Duration::from_secs(60),
         STATE,
