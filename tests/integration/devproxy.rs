@@ -442,6 +442,27 @@ fn the_host_check_blocks_dns_rebinding() {
     }
     let no_host = request(&server.addr, "GET /healthz HTTP/1.0\r\n\r\n").unwrap();
     assert_eq!(no_host.status, 400);
+    // Not hosts at all: a clear 400, and the server goes on (these once
+    // panicked the connection task).
+    for malformed in [
+        "[",
+        "[abc",
+        "[::1",
+        "[::1]evil.example",
+        "[::1]@evil.example",
+        "localhost@evil.example",
+        "localhost:99999999999",
+    ] {
+        let r = with_host(malformed);
+        assert_eq!(r.status, 400, "{malformed}");
+        assert!(r.text().contains("not a valid host"), "{}", r.text());
+    }
+    assert_eq!(with_host(&format!("localhost:{port}")).status, 200);
+    let stderr: Vec<String> = server.proc.stderr.try_iter().collect();
+    assert!(
+        !stderr.iter().any(|l| l.contains("panicked")),
+        "{stderr:#?}"
+    );
 }
 
 #[test]
