@@ -3,7 +3,7 @@
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-use crate::helpers::manage;
+use crate::support::manage;
 
 #[test]
 fn help_lists_every_subcommand_and_global_option() {
