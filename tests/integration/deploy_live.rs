@@ -435,7 +435,6 @@ fn connects(addr: &str) -> bool {
 }
 
 #[test]
-#[allow(clippy::print_stderr)]
 fn three_machines_in_network_namespaces() {
     let s = site("tri");
     let exe = build_project(&s.project, "tri");
