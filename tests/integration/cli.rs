@@ -61,6 +61,34 @@ fn completions_for_each_shell() {
 }
 
 #[test]
+fn completions_into_a_closed_pipe_exit_quietly_with_success() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // A pipe whose read end is already closed: every write fails with EPIPE,
+    // as `manage completions bash | true` may.
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills the two descriptors, which we then own.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let out = manage()
+        .args(["completions", "bash"])
+        .stdout(write)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn errors_are_plain_without_a_terminal_and_coloured_on_request() {
     let plain = manage().args(["startproject", "fn"]).assert().code(1);
     let stderr = String::from_utf8(plain.get_output().stderr.clone()).unwrap();
