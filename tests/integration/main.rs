@@ -7,6 +7,7 @@ mod deploy_config;
 mod deploy_live;
 mod devproxy;
 mod hardening;
+mod proxy_hardening;
 mod runserver;
 mod startproject;
 mod support;
