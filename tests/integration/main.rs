@@ -7,5 +7,6 @@ mod deploy_config;
 mod deploy_live;
 mod devproxy;
 mod runserver;
+mod runserver_apps;
 mod startproject;
 mod support;
