@@ -1,8 +1,10 @@
 //! `manage runserver [[ADDR:]PORT]`: the development server.
 //!
 //! Theory of operation. manage binds the public address itself and runs a
-//! small hyper proxy on it ([`proxy`]). The app runs as a child process on
-//! a free loopback port ([`child`]). A watcher ([`watch`]) turns file
+//! small hyper proxy on it ([`proxy`]). The app runs as a child process
+//! ([`child`]) given a listening socket of its own ([`handoff`]) and a free
+//! `PORT`; [`ready`] finds where it answers, also when it listens on an
+//! address of its own choosing ([`discover`]). A watcher ([`watch`]) turns file
 //! events into debounced batches of real changes; each batch starts a
 //! [`cycle`]: `cargo build` ([`build`]), then, when the executable changed,
 //! a new child next to the old one. Only when the new child answers its
@@ -21,10 +23,13 @@ pub mod child;
 pub mod config;
 pub mod coordinator;
 pub mod cycle;
+pub mod discover;
 pub mod errorpage;
+pub mod handoff;
 pub mod hosts;
 pub mod livereload;
 pub mod proxy;
+pub mod ready;
 pub mod state;
 pub mod statics;
 pub mod watch;
