@@ -244,10 +244,18 @@ impl Drop for App {
     }
 }
 
+/// What a poller saw.
+struct Polled {
+    ok: u32,
+    failed: Vec<String>,
+    /// The longest any single request took.
+    slowest: Duration,
+}
+
 /// GET / every 3 ms until dropped or stopped, counting what failed.
 struct Poller {
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<(u32, Vec<String>)>>,
+    handle: Option<JoinHandle<Polled>>,
 }
 
 impl Poller {
@@ -257,21 +265,30 @@ impl Poller {
             let stop = stop.clone();
             let addr = addr.to_owned();
             std::thread::spawn(move || {
-                let (mut ok, mut failed) = (0u32, Vec::new());
+                let mut polled = Polled {
+                    ok: 0,
+                    failed: Vec::new(),
+                    slowest: Duration::ZERO,
+                };
                 let deadline = Instant::now() + Duration::from_secs(900);
                 // Bounded in count and time.
                 for _ in 0..1_000_000 {
                     if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
                         break;
                     }
-                    match get(&addr, "/") {
-                        Ok(r) if r.status == 200 => ok += 1,
-                        Ok(r) => failed.push(format!("status {}: {:?}", r.status, r.text())),
-                        Err(e) => failed.push(e.to_string()),
+                    let sent = Instant::now();
+                    let result = get(&addr, "/");
+                    polled.slowest = polled.slowest.max(sent.elapsed());
+                    match result {
+                        Ok(r) if r.status == 200 => polled.ok += 1,
+                        Ok(r) => polled
+                            .failed
+                            .push(format!("status {}: {:?}", r.status, r.text())),
+                        Err(e) => polled.failed.push(e.to_string()),
                     }
                     std::thread::sleep(Duration::from_millis(3));
                 }
-                (ok, failed)
+                polled
             })
         };
         Poller {
@@ -280,18 +297,24 @@ impl Poller {
         }
     }
 
-    /// Stops and asserts that no request failed.
-    fn assert_no_failures(mut self, app: &App) {
+    /// Stops, asserts that no request failed, and returns what it saw.
+    fn assert_no_failures(mut self, app: &App) -> Polled {
         self.stop.store(true, Ordering::Relaxed);
-        let (ok, failed) = self.handle.take().unwrap().join().unwrap();
+        let polled = self.handle.take().unwrap().join().unwrap();
         assert!(
-            failed.is_empty(),
-            "{} failed requests ({ok} ok): {:?}; manage's stderr:\n{}",
-            failed.len(),
-            &failed[..failed.len().min(10)],
+            polled.failed.is_empty(),
+            "{} failed requests ({} ok): {:?}; manage's stderr:\n{}",
+            polled.failed.len(),
+            polled.ok,
+            &polled.failed[..polled.failed.len().min(10)],
             app.log_text()
         );
-        assert!(ok > 10, "the poller made only {ok} requests");
+        assert!(
+            polled.ok > 10,
+            "the poller made only {} requests",
+            polled.ok
+        );
+        polled
     }
 }
 
@@ -306,7 +329,7 @@ impl Drop for Poller {
 
 /// Edits `VERSION` in `rel` from v1 up to v`1 + edits`, each time waiting
 /// for `<name> vN` at manage's address, with a poller counting failures.
-fn assert_edits_served_without_failures(app: &App, rel: &str, name: &str, edits: u32) {
+fn assert_edits_served_without_failures(app: &App, rel: &str, name: &str, edits: u32) -> Polled {
     let poller = Poller::start(&app.addr);
     // Some successful requests before the first edit.
     std::thread::sleep(Duration::from_millis(100));
@@ -318,7 +341,7 @@ fn assert_edits_served_without_failures(app: &App, rel: &str, name: &str, edits:
         );
         app.wait_served(&format!("{name} v{n}"), REBUILD);
     }
-    poller.assert_no_failures(app);
+    poller.assert_no_failures(app)
 }
 
 /// SIGTERM to manage: it exits 0, and within 10 s no process of the app is
@@ -493,6 +516,36 @@ fn a_fixed_port_app_is_found_served_and_swapped_without_failures() {
 }
 
 #[test]
+fn a_fixed_port_app_holds_requests_for_the_restart_only_never_the_build() {
+    let (tmp, dir, port) = fixed_port_app("fp-held");
+    // Every build of this copy sleeps 3 s in its build script, the first
+    // one too (so the delay itself is no change for manage to see).
+    fs::write(dir.join("build-delay-ms.txt"), "3000\n").unwrap();
+    let mut app = App::start((tmp, dir), &["fp-held"], &[], &[]);
+    app.wait_served("fixed-port v1", FIRST_BUILD);
+    let polled = assert_edits_served_without_failures(&app, "src/main.rs", "fixed-port", 1);
+    // The edit's build did take 3 s (`Built in 3.05s · restarted in ...`).
+    let built = app.lines_with("Built in");
+    let secs: Option<f64> = built.last().and_then(|l| {
+        let rest = l.split("Built in ").nth(1)?;
+        rest.split('s').next()?.trim().parse().ok()
+    });
+    assert!(
+        secs.is_some_and(|s| s >= 3.0),
+        "the build was not slow: {built:?}"
+    );
+    // Requests held through the build would take 3 s and more; the old app
+    // serves during the build, and only the stop-and-start is waited for.
+    assert!(
+        polled.slowest < Duration::from_millis(2000),
+        "a request took {:?} while the build took 3 s: was it held during the build? manage's stderr:\n{}",
+        polled.slowest,
+        app.log_text()
+    );
+    assert_sigterm_leaves_nothing(&mut app, &[port]);
+}
+
+#[test]
 fn sigkill_of_manage_leaves_no_orphan_of_a_fixed_port_app() {
     let (tmp, dir, port) = fixed_port_app("fp-kill");
     let mut app = App::start((tmp, dir), &["fp-kill"], &[], &[]);
@@ -527,6 +580,34 @@ fn an_app_reading_its_own_variable_with_a_slow_start_is_served_without_failures(
     app.wait_served("own-var v1", FIRST_BUILD);
     assert_edits_served_without_failures(&app, "src/main.rs", "own-var", 2);
     assert_sigterm_leaves_nothing(&mut app, &[port]);
+}
+
+#[test]
+fn an_app_that_never_answers_is_reported_with_everything_tried() {
+    let (tmp, dir) = fixture("own-var", &[("name = \"own-var\"", "name = \"ov-slow\"")]);
+    let main = dir.join("src/main.rs");
+    let text = fs::read_to_string(&main).unwrap();
+    assert!(text.contains("from_millis(300)"));
+    fs::write(
+        &main,
+        text.replace("from_millis(300)", "from_millis(600_000)"),
+    )
+    .unwrap();
+    let own = format!("0.0.0.0:{}", free_port());
+    let app = App::start(
+        (tmp, dir),
+        &["ov-slow"],
+        &["--ready-timeout", "3", "--health-path", "/healthz"],
+        &[("MYAPP_ADDR", &own)],
+    );
+    let line = app.wait_for_line("never became ready", FIRST_BUILD);
+    // Everything tried: $PORT, the passed socket, the app's own sockets
+    // (none yet), the health path; and the flag for what manage cannot see.
+    for needle in ["PORT", "LISTEN_FDS", "socket", "/healthz", "--app-addr"] {
+        assert!(line.contains(needle), "{needle:?} not named in: {line}");
+    }
+    let response = get(&app.addr, "/").unwrap();
+    assert_eq!(response.status, 503, "{}", response.text());
 }
 
 #[test]
