@@ -183,9 +183,12 @@ impl Coordinator {
 
     async fn reload_project(&mut self) -> Result<()> {
         let selector = self.config.selector.clone();
-        let project = tokio::task::spawn_blocking(move || Project::load(&selector, true))
-            .await
-            .context("reading the project panicked")??;
+        let bin = self.config.build.bin.clone();
+        let project = tokio::task::spawn_blocking(move || {
+            Project::load_for_bin(&selector, true, bin.as_deref())
+        })
+        .await
+        .context("reading the project panicked")??;
         self.config.plan = self.config.replan(&project)?;
         let _ = self
             .watch
@@ -254,7 +257,7 @@ impl Coordinator {
                 if ready.via == Via::Discovered {
                     self.note_once(format!(
                         "the app listens on {}, not on $PORT; proxying there",
-                        display_addr(ready.addr)
+                        display_addr(ready.local)
                     ));
                 }
                 self.fixed = true;

@@ -62,7 +62,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
 }
 
 async fn serve(args: Args, ui: Ui) -> Result<()> {
-    let project = Project::load(&args.selector, true)?;
+    let project = Project::load_for_bin(&args.selector, true, args.bin.as_deref())?;
     let config = Config::resolve(args, &project)?;
 
     let listener = bind(config.addr).await?;

@@ -39,7 +39,10 @@ pub enum Via {
 /// Where a ready app takes requests.
 #[derive(Debug, Clone, Copy)]
 pub struct Ready {
+    /// Where the proxy connects.
     pub addr: SocketAddr,
+    /// Where the app listens, as it bound it (`0.0.0.0:3000`).
+    pub local: SocketAddr,
     pub via: Via,
 }
 
@@ -69,8 +72,11 @@ const SLOW: Duration = Duration::from_secs(1);
 /// Waits until the app answers somewhere, it exits, or the timeout passes.
 pub async fn wait(child: &Child, wait: &Wait<'_>, ui: &Ui) -> Result<Ready, NotReady> {
     let start = Instant::now();
-    let passed = passed_probe(child.passed, wait.health);
-    tokio::pin!(passed);
+    // Its own task, so it runs while the polls below do.
+    let mut passed = AbortOnDrop(tokio::spawn(passed_probe(
+        child.passed,
+        wait.health.map(str::to_owned),
+    )));
     let mut exit = child.exit_watch();
     let mut delay = Duration::from_millis(2);
     let mut spinner = None;
@@ -102,8 +108,12 @@ pub async fn wait(child: &Child, wait: &Wait<'_>, ui: &Ui) -> Result<Ready, NotR
             }
         }
         tokio::select! {
-            () = &mut passed => {
-                return Ok(Ready { addr: child.passed.addr, via: Via::Passed });
+            Ok(()) = &mut passed.0 => {
+                return Ok(Ready {
+                    addr: child.passed.addr,
+                    local: child.passed.addr,
+                    via: Via::Passed,
+                });
             }
             _ = tokio::time::sleep(delay) => {}
             _ = exit.changed() => {}
@@ -160,6 +170,7 @@ async fn poll(child: &Child, wait: &Wait<'_>, seen: &mut Seen) -> Option<Ready> 
         Ok(()) => {
             return Some(Ready {
                 addr: child.port,
+                local: child.port,
                 via: Via::Port,
             })
         }
@@ -170,16 +181,17 @@ async fn poll(child: &Child, wait: &Wait<'_>, seen: &mut Seen) -> Option<Ready> 
             Ok(()) => {
                 return Some(Ready {
                     addr,
+                    local: addr,
                     via: Via::Configured,
                 })
             }
             Err(why) => seen.configured = Some(why),
         }
     }
-    let found = discover::listening(child.pid());
+    let found = discover::listening(child.pid(), &[child.passed.inode]);
     seen.discovered.clear();
     for socket in found {
-        if socket.inode == child.passed.inode || socket.local.port() == child.port.port() {
+        if socket.local.port() == child.port.port() {
             continue;
         }
         let addr = socket.connect_addr();
@@ -187,6 +199,7 @@ async fn poll(child: &Child, wait: &Wait<'_>, seen: &mut Seen) -> Option<Ready> 
             Ok(()) => {
                 return Some(Ready {
                     addr,
+                    local: socket.local,
                     via: Via::Discovered,
                 })
             }
@@ -221,8 +234,8 @@ async fn answers(addr: SocketAddr, health: Option<&str>, http: bool) -> Result<(
 /// health path, or any HTTP answer without one). The connection is
 /// queued by the kernel until the app accepts, so this needs no polling
 /// while the app starts; only a non-2xx health answer is retried.
-async fn passed_probe(passed: super::handoff::Passed, health: Option<&str>) {
-    let path = health.unwrap_or("/");
+async fn passed_probe(passed: super::handoff::Passed, health: Option<String>) {
+    let path = health.as_deref().unwrap_or("/");
     let mut delay = Duration::from_millis(5);
     loop {
         match probe(passed.addr, path).await {
@@ -231,6 +244,15 @@ async fn passed_probe(passed: super::handoff::Passed, health: Option<&str>) {
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Aborts the task when the wait ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
