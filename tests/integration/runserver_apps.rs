@@ -388,6 +388,76 @@ fn assert_all_gone(app: &App, procs: &[i32], ports: &[u16]) {
     );
 }
 
+/// SIGKILL to manage: within 10 s no process of the app is alive and
+/// nothing listens on `ports`, the app's sockets or manage's.
+fn assert_sigkill_leaves_no_orphan(app: &mut App, ports: &[u16]) {
+    let procs = app.app_processes();
+    assert!(!procs.is_empty(), "no app process found under manage");
+    let mut ports = ports.to_vec();
+    ports.extend(app.app_ports());
+    ports.push(app.port());
+    app.proc.signal(libc::SIGKILL);
+    app.proc
+        .wait_exit(Duration::from_secs(5))
+        .expect("manage is killed");
+    assert_all_gone(app, &procs, &ports);
+}
+
+/// A syntax error: the build fails, `<name> v1` is still served with no
+/// failed request; the fix and a new version are then served.
+fn assert_failed_build_keeps_serving(app: &App, name: &str) {
+    let poller = Poller::start(&app.addr);
+    app.edit("src/main.rs", "fn main() {", "fn main() { let = ;");
+    let line = app.wait_for_line("Build failed", REBUILD);
+    assert!(line.contains("still serving the previous build"), "{line}");
+    // The poller keeps asking the old app for a while after the failure.
+    std::thread::sleep(Duration::from_millis(500));
+    let response = get(&app.addr, "/").unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), format!("{name} v1\n"));
+
+    app.edit("src/main.rs", "fn main() { let = ;", "fn main() {");
+    app.edit(
+        "src/main.rs",
+        "const VERSION: &str = \"v1\";",
+        "const VERSION: &str = \"v2\";",
+    );
+    app.wait_served(&format!("{name} v2"), REBUILD);
+    poller.assert_no_failures(app);
+}
+
+/// A request the old app is answering (`/slow`, 2 s) when an edit swaps
+/// in a new build completes, from the old app.
+fn assert_in_flight_request_finishes(app: &App, name: &str) {
+    let addr = app.addr.clone();
+    let slow = std::thread::spawn(move || get(&addr, "/slow"));
+    // The app answers /slow after 2 s: let the request reach it first.
+    std::thread::sleep(Duration::from_millis(300));
+    app.edit(
+        "src/main.rs",
+        "const VERSION: &str = \"v1\";",
+        "const VERSION: &str = \"v2\";",
+    );
+    app.wait_served(&format!("{name} v2"), REBUILD);
+    let slow = slow.join().unwrap();
+    match slow {
+        Ok(r) => {
+            assert_eq!(
+                r.status,
+                200,
+                "{}; manage's stderr:\n{}",
+                r.text(),
+                app.log_text()
+            );
+            assert_eq!(r.text(), format!("{name} v1\n"));
+        }
+        Err(e) => panic!(
+            "the request in flight failed: {e}; manage's stderr:\n{}",
+            app.log_text()
+        ),
+    }
+}
+
 /// Alive and not a zombie waiting to be reaped.
 fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -550,14 +620,24 @@ fn sigkill_of_manage_leaves_no_orphan_of_a_fixed_port_app() {
     let (tmp, dir, port) = fixed_port_app("fp-kill");
     let mut app = App::start((tmp, dir), &["fp-kill"], &[], &[]);
     app.wait_served("fixed-port v1", FIRST_BUILD);
-    let procs = app.app_processes();
-    assert!(!procs.is_empty(), "no app process found under manage");
     assert!(listening_ports().contains(&port));
-    app.proc.signal(libc::SIGKILL);
-    app.proc
-        .wait_exit(Duration::from_secs(5))
-        .expect("manage is killed");
-    assert_all_gone(&app, &procs, &[port, app.port()]);
+    assert_sigkill_leaves_no_orphan(&mut app, &[port]);
+}
+
+#[test]
+fn a_failed_build_keeps_the_fixed_port_app_serving() {
+    let (tmp, dir, _port) = fixed_port_app("fp-broken");
+    let app = App::start((tmp, dir), &["fp-broken"], &[], &[]);
+    app.wait_served("fixed-port v1", FIRST_BUILD);
+    assert_failed_build_keeps_serving(&app, "fixed-port");
+}
+
+#[test]
+fn a_request_in_flight_on_the_old_fixed_port_app_finishes_before_it_stops() {
+    let (tmp, dir, _port) = fixed_port_app("fp-drain");
+    let app = App::start((tmp, dir), &["fp-drain"], &[], &[]);
+    app.wait_served("fixed-port v1", FIRST_BUILD);
+    assert_in_flight_request_finishes(&app, "fixed-port");
 }
 
 #[test]
@@ -580,6 +660,31 @@ fn an_app_reading_its_own_variable_with_a_slow_start_is_served_without_failures(
     app.wait_served("own-var v1", FIRST_BUILD);
     assert_edits_served_without_failures(&app, "src/main.rs", "own-var", 2);
     assert_sigterm_leaves_nothing(&mut app, &[port]);
+}
+
+fn own_var_app(name: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let (tmp, dir) = fixture(
+        "own-var",
+        &[("name = \"own-var\"", &format!("name = \"{name}\""))],
+    );
+    (tmp, dir, format!("0.0.0.0:{}", free_port()))
+}
+
+#[test]
+fn sigkill_of_manage_leaves_no_orphan_of_an_own_variable_app() {
+    let (tmp, dir, own) = own_var_app("ov-kill");
+    let mut app = App::start((tmp, dir), &["ov-kill"], &[], &[("MYAPP_ADDR", &own)]);
+    app.wait_served("own-var v1", FIRST_BUILD);
+    let port: u16 = own.rsplit(':').next().unwrap().parse().unwrap();
+    assert_sigkill_leaves_no_orphan(&mut app, &[port]);
+}
+
+#[test]
+fn a_failed_build_keeps_the_own_variable_app_serving() {
+    let (tmp, dir, own) = own_var_app("ov-broken");
+    let app = App::start((tmp, dir), &["ov-broken"], &[], &[("MYAPP_ADDR", &own)]);
+    app.wait_served("own-var v1", FIRST_BUILD);
+    assert_failed_build_keeps_serving(&app, "own-var");
 }
 
 #[test]
@@ -656,24 +761,21 @@ fn an_app_using_only_the_passed_socket_is_served_and_swapped_without_failures() 
 fn a_failed_build_keeps_the_passed_socket_app_serving() {
     let app = App::start(listenfd_app("lfd-broken"), &["lfd-broken"], &[], &[]);
     app.wait_served("listenfd-app v1", FIRST_BUILD);
-    let poller = Poller::start(&app.addr);
-    app.edit("src/main.rs", "fn main() {", "fn main() { let = ;");
-    let line = app.wait_for_line("Build failed", REBUILD);
-    assert!(line.contains("still serving the previous build"), "{line}");
-    // A few hundred requests against the old app after the failure.
-    std::thread::sleep(Duration::from_millis(500));
-    let response = get(&app.addr, "/").unwrap();
-    assert_eq!(response.status, 200);
-    assert_eq!(response.text(), "listenfd-app v1\n");
+    assert_failed_build_keeps_serving(&app, "listenfd-app");
+}
 
-    app.edit("src/main.rs", "fn main() { let = ;", "fn main() {");
-    app.edit(
-        "src/main.rs",
-        "const VERSION: &str = \"v1\";",
-        "const VERSION: &str = \"v2\";",
-    );
-    app.wait_served("listenfd-app v2", REBUILD);
-    poller.assert_no_failures(&app);
+#[test]
+fn sigkill_of_manage_leaves_no_orphan_of_a_passed_socket_app() {
+    let mut app = App::start(listenfd_app("lfd-kill"), &["lfd-kill"], &[], &[]);
+    app.wait_served("listenfd-app v1", FIRST_BUILD);
+    assert_sigkill_leaves_no_orphan(&mut app, &[]);
+}
+
+#[test]
+fn a_request_in_flight_on_the_old_passed_socket_app_finishes() {
+    let app = App::start(listenfd_app("lfd-drain"), &["lfd-drain"], &[], &[]);
+    app.wait_served("listenfd-app v1", FIRST_BUILD);
+    assert_in_flight_request_finishes(&app, "listenfd-app");
 }
 
 // ------------------------------------------------------ which binary to run
