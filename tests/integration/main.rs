@@ -6,6 +6,7 @@ mod cli;
 mod deploy_config;
 mod deploy_live;
 mod devproxy;
+mod hardening;
 mod runserver;
 mod runserver_apps;
 mod startproject;

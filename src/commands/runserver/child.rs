@@ -19,14 +19,42 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
 use super::handoff::{Handoff, Passed};
+use super::reaper::Reaper;
 use crate::ui::Ui;
 
 /// How many lines of a child's stderr a crash report shows.
 const TAIL_LINES: usize = 20;
 
+/// A process group manage started: the reaper knows it while it lives,
+/// and dropping this kills whatever is left in it.
+pub struct Group {
+    pgid: i32,
+    reaper: Reaper,
+}
+
+impl Group {
+    pub fn watch(reaper: &Reaper, pgid: i32) -> Group {
+        reaper.watch(pgid);
+        Group {
+            pgid,
+            reaper: reaper.clone(),
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        signal_group(self.pgid, libc::SIGKILL);
+        self.reaper.forget(self.pgid);
+    }
+}
+
 /// A running app process.
 pub struct Child {
     pid: i32,
+    /// The app's process group; dropped last, so what the app started goes
+    /// with it.
+    _group: Group,
     /// `$HOST:$PORT` as the app was told.
     pub port: SocketAddr,
     /// The socket passed as fd 3.
@@ -131,7 +159,7 @@ impl Child {
     /// Starts `exe` with a passed listening socket (fd 3, `LISTEN_FDS`)
     /// and, for apps that read them, `HOST`/`PORT` naming another free
     /// loopback port.
-    pub fn spawn(exe: &Path, cwd: &Path, ui: &Ui) -> Result<Child> {
+    pub fn spawn(exe: &Path, cwd: &Path, ui: &Ui, reaper: &Reaper) -> Result<Child> {
         let handoff = Handoff::bind()?;
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -156,6 +184,7 @@ impl Child {
         // after the app is gone.
         drop(handoff);
         let pid = child.id().context("the app exited at once")? as i32;
+        let group = Group::watch(reaper, pid);
 
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
         let stdout = child.stdout.take().expect("piped");
@@ -185,6 +214,7 @@ impl Child {
 
         Ok(Child {
             pid,
+            _group: group,
             port: addr,
             passed,
             exit: exit_rx,
@@ -249,16 +279,6 @@ impl Child {
                 signal_group(self.pid, libc::SIGKILL);
                 exited.await
             }
-        }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        // A child is only dropped without `stop` when manage is exiting on
-        // an error path: leave nothing behind.
-        if self.exit.borrow().is_none() {
-            signal_group(self.pid, libc::SIGKILL);
         }
     }
 }

@@ -19,6 +19,7 @@ use super::cycle::{self, Cycle, CycleEnd, Job, Retiree};
 use super::errorpage;
 use super::livereload::{Event, Hub};
 use super::ready::{NotReady, Ready, Via};
+use super::reaper::Reaper;
 use super::state::{AppState, Backend, Problem};
 use super::watch;
 use crate::project::Project;
@@ -49,6 +50,7 @@ pub struct Coordinator {
     replacing: bool,
     /// Notes already given (said once per run).
     noted: Vec<String>,
+    reaper: Reaper,
 }
 
 impl Coordinator {
@@ -59,6 +61,7 @@ impl Coordinator {
         watch: mpsc::UnboundedSender<watch::Command>,
         hub: Arc<Hub>,
         static_prefix: Option<String>,
+        reaper: Reaper,
     ) -> Coordinator {
         Coordinator {
             ui,
@@ -73,6 +76,7 @@ impl Coordinator {
             fixed: false,
             replacing: false,
             noted: Vec::new(),
+            reaper,
         }
     }
 
@@ -209,6 +213,7 @@ impl Coordinator {
             build_only: false,
             prebuilt: None,
             replace: None,
+            reaper: self.reaper.clone(),
         }
     }
 

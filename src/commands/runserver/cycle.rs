@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use super::build::{self, BuildSpec, Failure, Outcome};
 use super::child::Child;
 use super::ready::{self, NotReady, Ready, Wait};
+use super::reaper::Reaper;
 use super::state::Backend;
 use crate::ui::Ui;
 
@@ -90,6 +91,7 @@ pub struct Job {
     pub prebuilt: Option<(PathBuf, Duration)>,
     /// Stop this app before starting the new one (phase two).
     pub replace: Option<Retiree>,
+    pub reaper: Reaper,
 }
 
 impl Cycle {
@@ -138,7 +140,7 @@ async fn run(mut job: Job, mut cancel: oneshot::Receiver<()>) -> CycleEnd {
             _ = &mut cancel => return CycleEnd::Cancelled,
         }
     }
-    let child = match Child::spawn(&exe, &job.cwd, &job.ui) {
+    let child = match Child::spawn(&exe, &job.cwd, &job.ui, &job.reaper) {
         Ok(child) => child,
         Err(err) => return CycleEnd::Error(err),
     };
@@ -175,7 +177,7 @@ async fn build(
     cancel: &mut oneshot::Receiver<()>,
 ) -> Result<(PathBuf, bool, Duration), CycleEnd> {
     let (build_cancel_tx, build_cancel_rx) = oneshot::channel();
-    let build = build::build(&job.spec, &job.ui, build_cancel_rx);
+    let build = build::build(&job.spec, &job.ui, build_cancel_rx, &job.reaper);
     tokio::pin!(build);
     let outcome = tokio::select! {
         outcome = &mut build => outcome,

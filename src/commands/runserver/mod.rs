@@ -30,6 +30,7 @@ pub mod hosts;
 pub mod livereload;
 pub mod proxy;
 pub mod ready;
+pub mod reaper;
 pub mod state;
 pub mod statics;
 pub mod watch;
@@ -46,11 +47,17 @@ use self::coordinator::Coordinator;
 use self::hosts::AllowedHosts;
 use self::livereload::{Hub, Snippets};
 use self::proxy::ProxyConfig;
+use self::reaper::Reaper;
 use self::state::AppState;
 use self::statics::Statics;
 use crate::error::hinted;
 use crate::project::Project;
 use crate::ui::{Tone, Ui};
+
+/// `manage __reap`, the hidden helper of [`reaper`].
+pub fn reap() -> Result<()> {
+    reaper::run()
+}
 
 pub fn run(args: Args, ui: &Ui) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -62,6 +69,8 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
 }
 
 async fn serve(args: Args, ui: Ui) -> Result<()> {
+    // First, so that nothing manage starts can outlive it.
+    let reaper = Reaper::start()?;
     let project = Project::load_for_bin(&args.selector, true, args.bin.as_deref())?;
     let config = Config::resolve(args, &project)?;
 
@@ -135,7 +144,8 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
         )?)
     };
 
-    let mut coordinator = Coordinator::new(ui, config, state_tx, watch_tx, hub, static_prefix);
+    let mut coordinator =
+        Coordinator::new(ui, config, state_tx, watch_tx, hub, static_prefix, reaper);
     let result = coordinator.run(changes).await;
     coordinator.shutdown().await;
     proxy_task.abort();
