@@ -11,9 +11,10 @@
 //! served with 0 failed requests from a client polling every 3 ms, and
 //! SIGTERM to manage leaves no process of the app and nothing listening.
 //!
-//! Every test copies its fixture under a package name of its own: all of
-//! them build into one shared target dir, where two copies of one package
-//! would share (and race for) one executable.
+//! All of them build into one shared target dir, where two copies of one
+//! package would share (and race for) one executable: each test copies its
+//! fixture under a package name of its own, and the workspace tests each
+//! build a different binary.
 
 use std::cell::RefCell;
 use std::fs;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::support::devserver::{FIRST_BUILD, REBUILD};
 use crate::support::{descendants, eventually, free_port, get, manage, shared_target_dir, Running};
 
-/// Lines that mean the app will not be served: waiting on is pointless.
+/// Lines that mean the app will not be served: waiting longer is pointless.
 const HOPELESS: [&str; 3] = ["never became ready", "Build failed", "The app exited"];
 
 /// A copy of `tests/fixtures/<shape>` in a temp dir, with `renames`
