@@ -689,6 +689,37 @@ fn a_failed_build_keeps_the_own_variable_app_serving() {
 }
 
 #[test]
+fn of_several_sockets_the_one_that_answers_http_is_proxied_to() {
+    let (tmp, dir, _) = own_var_app("ov-two");
+    let (http, raw) = (free_port(), free_port());
+    let own = format!("127.0.0.1:{http}");
+    let raw_addr = format!("127.0.0.1:{raw}");
+    let mut app = App::start(
+        (tmp, dir),
+        &["ov-two"],
+        &[],
+        &[("MYAPP_ADDR", &own), ("MYAPP_RAW_ADDR", &raw_addr)],
+    );
+    app.wait_served("own-var v1", FIRST_BUILD);
+    let noted = eventually(Duration::from_secs(10), || {
+        app.lines_with("listens on")
+            .into_iter()
+            .find(|l| l.contains(&own))
+    });
+    assert!(
+        noted.is_some(),
+        "no note that the app listens on {own}; manage's stderr:\n{}",
+        app.log_text()
+    );
+    assert!(
+        app.lines_with(&raw_addr).is_empty(),
+        "the raw socket was taken for the app; manage's stderr:\n{}",
+        app.log_text()
+    );
+    assert_sigterm_leaves_nothing(&mut app, &[http, raw]);
+}
+
+#[test]
 fn an_app_that_never_answers_is_reported_with_everything_tried() {
     let (tmp, dir) = fixture("own-var", &[("name = \"own-var\"", "name = \"ov-slow\"")]);
     let main = dir.join("src/main.rs");
