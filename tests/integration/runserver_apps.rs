@@ -767,7 +767,12 @@ fn an_app_that_never_answers_is_reported_with_everything_tried() {
         assert!(line.contains(needle), "{needle:?} not named in: {line}");
     }
     let response = get(&app.addr, "/").unwrap();
-    assert_eq!(response.status, 503, "{}", response.text());
+    assert!(
+        matches!(response.status, 502 | 503),
+        "nothing to serve, yet: {} {}",
+        response.status,
+        response.text()
+    );
 }
 
 #[test]
