@@ -9,5 +9,6 @@ mod devproxy;
 mod hardening;
 mod proxy_hardening;
 mod runserver;
+mod runserver_apps;
 mod startproject;
 mod support;
