@@ -395,7 +395,7 @@ fn without_an_app_browsers_get_the_error_page_and_other_clients_text() {
     assert!(up.is_some(), "never recovered");
 
     // A crash: the page says how the app ended.
-    let children = descendants(server.proc.pid());
+    let children = crate::support::app_descendants(server.proc.pid());
     // SAFETY: kill(2) on the app this test started through manage.
     unsafe {
         libc::kill(children[0], libc::SIGKILL);

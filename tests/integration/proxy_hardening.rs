@@ -277,7 +277,11 @@ fn many_open_connections_do_not_starve_new_requests() {
         "a new request after 200 idle connections: {answer:?}"
     );
     // Not only once the idle ones time out (30 s): at once.
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     drop(idle);
     drop(tmp);
 }

@@ -129,7 +129,7 @@ fn a_build_failure_prints_the_compiler_error() {
 #[test]
 fn a_crash_is_reported_and_the_next_edit_recovers() {
     let server = DevServer::start("rs-crash", &[]);
-    let children = descendants(server.proc.pid());
+    let children = crate::support::app_descendants(server.proc.pid());
     assert_eq!(children.len(), 1, "one app process: {children:?}");
     // SAFETY: kill(2) on the app process this test started through manage.
     unsafe {

@@ -636,10 +636,8 @@ fn a_failed_build_keeps_the_fixed_port_app_serving() {
 /// README: "a new build that crashes at start leaves the old app
 /// serving". For a fixed address the old app is stopped before the new one
 /// starts, so keeping that promise means starting the old build again (a
-/// copy of its executable: cargo has replaced the file). Today manage
-/// answers 502 until the next change.
+/// copy of its executable: cargo has replaced the file).
 #[test]
-#[ignore = "open design question for #8: a fixed-port build that crashes at start leaves nothing serving"]
 fn a_fixed_port_build_that_crashes_at_start_leaves_the_old_one_serving() {
     let (tmp, dir, _port) = fixed_port_app("fp-crash");
     let app = App::start((tmp, dir), &["fp-crash"], &[], &[]);

@@ -58,6 +58,15 @@ pub enum CycleEnd {
         ready_in: Duration,
         ready: Ready,
     },
+    /// Phase two: the new app never became ready, so the saved copy of the
+    /// old one was started again.
+    RolledBack {
+        exe: PathBuf,
+        elapsed: Duration,
+        why: NotReady,
+        child: Child,
+        ready: Ready,
+    },
 }
 
 /// An app to stop before its successor starts.
@@ -65,13 +74,28 @@ pub struct Retiree {
     pub child: Child,
     pub backend: Arc<Backend>,
     pub grace: Duration,
+    /// Where to keep a copy of its executable, to start it again should
+    /// its successor not start (cargo has replaced the file by then).
+    pub keep_at: PathBuf,
 }
 
 impl Retiree {
-    /// Lets its requests finish, then stops it.
-    pub async fn retire(self) {
+    /// Keeps a copy of its executable (from `/proc`, which still has the
+    /// file the process runs), lets its requests finish, then stops it.
+    /// Returns the copy, if one could be made.
+    pub async fn retire(self) -> Option<PathBuf> {
+        let exe = PathBuf::from(format!("/proc/{}/exe", self.child.pid()));
+        let keep_at = self.keep_at.clone();
+        let kept = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(keep_at.parent()?).ok()?;
+            let _ = std::fs::remove_file(&keep_at);
+            std::fs::copy(&exe, &keep_at).ok()?;
+            Some(keep_at)
+        });
         self.backend.drained(self.grace).await;
+        let kept = kept.await.ok().flatten();
         let _ = self.child.stop(self.grace).await;
+        kept
     }
 }
 
@@ -133,27 +157,17 @@ async fn run(mut job: Job, mut cancel: oneshot::Receiver<()>) -> CycleEnd {
         }
     };
     let started = Instant::now();
+    let mut kept = None;
     if let Some(old) = job.replace.take() {
         tokio::select! {
-            () = old.retire() => {}
+            copy = old.retire() => kept = copy,
             // Dropping the old child kills its process group.
             _ = &mut cancel => return CycleEnd::Cancelled,
         }
     }
-    let child = match Child::spawn(&exe, &job.cwd, &job.ui, &job.reaper) {
-        Ok(child) => child,
-        Err(err) => return CycleEnd::Error(err),
-    };
-    let wait = Wait {
-        health: job.health.as_deref(),
-        app_addr: job.app_addr,
-        timeout: job.ready_timeout,
-        name: &job.spec.bin,
-    };
-    let ready = tokio::select! {
-        ready = ready::wait(&child, &wait, &job.ui) => ready,
-        // Dropping the child kills its process group.
-        _ = &mut cancel => return CycleEnd::Cancelled,
+    let (child, ready) = match start(&job, &exe, &mut cancel).await {
+        Ok(started) => started,
+        Err(end) => return end,
     };
     match ready {
         Ok(ready) => CycleEnd::Started {
@@ -165,8 +179,40 @@ async fn run(mut job: Job, mut cancel: oneshot::Receiver<()>) -> CycleEnd {
         },
         Err(why) => {
             child.stop(Duration::from_millis(500)).await;
+            // The old app was stopped for this one: bring it back.
+            if let Some(previous) = kept {
+                if let Ok((child, Ok(ready))) = start(&job, &previous, &mut cancel).await {
+                    return CycleEnd::RolledBack {
+                        exe,
+                        elapsed,
+                        why,
+                        child,
+                        ready,
+                    };
+                }
+            }
             CycleEnd::NotReady { exe, elapsed, why }
         }
+    }
+}
+
+/// Starts `exe` and waits until it is ready (or not).
+async fn start(
+    job: &Job,
+    exe: &std::path::Path,
+    cancel: &mut oneshot::Receiver<()>,
+) -> Result<(Child, Result<Ready, NotReady>), CycleEnd> {
+    let child = Child::spawn(exe, &job.cwd, &job.ui, &job.reaper).map_err(CycleEnd::Error)?;
+    let wait = Wait {
+        health: job.health.as_deref(),
+        app_addr: job.app_addr,
+        timeout: job.ready_timeout,
+        name: &job.spec.bin,
+    };
+    tokio::select! {
+        ready = ready::wait(&child, &wait, &job.ui) => Ok((child, ready)),
+        // Dropping the child kills its process group.
+        _ = cancel => Err(CycleEnd::Cancelled),
     }
 }
 

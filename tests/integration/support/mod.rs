@@ -283,6 +283,19 @@ pub fn build_project(dir: &Path, name: &str) -> PathBuf {
     shared_target_dir().join("debug").join(name)
 }
 
+/// The processes below `pid` that the app and cargo make up: everything
+/// but runserver's own reaper (`manage __reap`).
+pub fn app_descendants(pid: i32) -> Vec<i32> {
+    descendants(pid)
+        .into_iter()
+        .filter(|p| {
+            !std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|arg| arg == b"__reap"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// Every process below `pid`, from /proc.
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut parents: Vec<(i32, i32)> = Vec::new();

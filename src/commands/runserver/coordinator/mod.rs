@@ -14,11 +14,12 @@ use tokio::task::JoinHandle;
 
 use super::build;
 use super::child::{Child, Exit};
-use super::config::{display_addr, Config, HOLD};
-use super::cycle::{self, Cycle, CycleEnd, Job, Retiree};
+use super::config::{Config, HOLD};
+use super::cycle::{self, Cycle, Job};
 use super::errorpage;
 use super::livereload::{Event, Hub};
-use super::ready::{NotReady, Ready, Via};
+mod outcome;
+
 use super::reaper::Reaper;
 use super::state::{AppState, Backend, Problem};
 use super::watch;
@@ -228,51 +229,11 @@ impl Coordinator {
         self.cycle = Some(Cycle::spawn(job));
     }
 
-    /// Phase two for an app on a fixed address: requests wait in the proxy
-    /// while the old app stops and the new one starts.
-    fn start_replacement(&mut self, exe: PathBuf, elapsed: Duration) {
-        let mut job = self.job();
-        job.prebuilt = Some((exe, elapsed));
-        job.replace = self.current.take().map(|old| Retiree {
-            child: old.child,
-            backend: old.backend,
-            grace: self.config.grace,
-        });
-        self.state.send_modify(|s| {
-            s.backend = None;
-            s.busy = true;
-        });
-        self.replacing = true;
-        self.cycle = Some(Cycle::spawn(job));
-    }
-
     /// Says `message` once per run.
     fn note_once(&mut self, message: String) {
         if !self.noted.contains(&message) {
             self.ui.note(&message);
             self.noted.push(message);
-        }
-    }
-
-    /// Learns from where a new app answered.
-    fn on_ready(&mut self, ready: Ready) {
-        match ready.via {
-            Via::Passed | Via::Port => self.fixed = false,
-            Via::Discovered | Via::Configured => {
-                if ready.via == Via::Discovered {
-                    self.note_once(format!(
-                        "the app listens on {}, not on $PORT; proxying there",
-                        display_addr(ready.local)
-                    ));
-                }
-                self.fixed = true;
-                self.note_once(
-                    "its address is fixed, so a new build starts only after the old one stops: \
-                     requests wait during each restart (never during the build). \
-                     Read PORT or LISTEN_FDS for swaps without a pause"
-                        .to_owned(),
-                );
-            }
         }
     }
 
@@ -292,154 +253,6 @@ impl Coordinator {
             also(s);
             s.problem = Some(problem);
         });
-    }
-
-    fn on_cycle_end(&mut self, end: CycleEnd) {
-        let serving = self.current.is_some();
-        let replaced = std::mem::take(&mut self.replacing);
-        match end {
-            CycleEnd::Cancelled => {}
-            CycleEnd::Built { exe, elapsed } => {
-                self.note_build_inputs(&exe);
-                self.start_replacement(exe, elapsed);
-            }
-            CycleEnd::Error(err) => {
-                self.ui.error(&err);
-                self.state.send_modify(|s| {
-                    s.busy = false;
-                    s.problem = Some(Problem::NotReady(Arc::new(format!("{err:#}"))));
-                });
-            }
-            CycleEnd::Failed(failure) => {
-                let errors = failure.errors();
-                let elapsed = failure.elapsed;
-                let what = if serving {
-                    "still serving the previous build"
-                } else {
-                    "no build to serve yet; fix the errors and save"
-                };
-                // Publish first, then announce: whoever reads the line
-                // finds the proxy already in the state it describes.
-                self.publish_problem(Problem::BuildFailed(Arc::new(failure)), cycle_over);
-                self.ui.info(format!(
-                    "{} after {} ({} error{}) — {what}",
-                    self.ui.paint("Build failed", Tone::Bad),
-                    secs(elapsed),
-                    errors,
-                    if errors == 1 { "" } else { "s" },
-                ));
-            }
-            CycleEnd::Unchanged { exe, elapsed } => {
-                self.note_build_inputs(&exe);
-                self.state.send_modify(|s| {
-                    s.busy = false;
-                    if matches!(s.problem, Some(Problem::BuildFailed(_))) {
-                        s.problem = None;
-                    }
-                });
-                self.hub.send(Event::Clear);
-                self.ui.info(format!(
-                    "{} in {} · executable unchanged, no restart",
-                    self.ui.paint("Built", Tone::Good),
-                    secs(elapsed)
-                ));
-            }
-            CycleEnd::NotReady { exe, elapsed, why } => {
-                self.note_build_inputs(&exe);
-                if let NotReady::Exited(exit) = &why {
-                    if serving && !self.fixed && address_in_use(exit) {
-                        // It wants the address the old app holds: stop
-                        // that one first, now and from now on.
-                        self.fixed = true;
-                        self.note_once(
-                            "the new build could not listen: its address is in use by the old one. \
-                             From now on the old app stops before the new one starts, and requests \
-                             wait meanwhile. Read PORT or LISTEN_FDS for swaps without a pause"
-                                .to_owned(),
-                        );
-                        self.start_replacement(exe, elapsed);
-                        return;
-                    }
-                }
-                let reason = match &why {
-                    NotReady::Exited(exit) => format!("it exited at start ({})", exit.describe()),
-                    NotReady::TimedOut { after, tried } => format!(
-                        "it did not answer within {} s. Tried: {tried}. \
-                         If it listens somewhere manage cannot see, pass `--app-addr`",
-                        after.as_secs()
-                    ),
-                };
-                let what = if serving {
-                    "still serving the previous build"
-                } else {
-                    "nothing to serve; fix it and save"
-                };
-                let line = format!(
-                    "{} in {}, but the new app never became ready: {reason} — {what}",
-                    self.ui.paint("Built", Tone::Warn),
-                    secs(elapsed)
-                );
-                let tail = match why {
-                    NotReady::Exited(exit) => {
-                        let exit = Arc::new(exit);
-                        self.publish_problem(Problem::Crashed(exit.clone()), cycle_over);
-                        Some(exit)
-                    }
-                    NotReady::TimedOut { .. } => {
-                        self.publish_problem(Problem::NotReady(Arc::new(reason)), cycle_over);
-                        None
-                    }
-                };
-                self.ui.info(line);
-                if let Some(exit) = tail {
-                    self.print_tail(&exit);
-                }
-            }
-            CycleEnd::Started {
-                exe,
-                child,
-                elapsed,
-                ready_in,
-                ready,
-            } => {
-                self.note_build_inputs(&exe);
-                self.on_ready(ready);
-                let backend = Backend::new(ready.addr);
-                let exited = Box::pin(child.exited());
-                let old = self.current.replace(Current {
-                    child,
-                    backend: backend.clone(),
-                    exited,
-                });
-                // The switch: every request from now on goes to the new child.
-                self.state.send_modify(|s| {
-                    s.backend = Some(backend);
-                    s.busy = false;
-                    s.problem = None;
-                });
-                // Every open tab shows the new build.
-                self.hub.send(Event::Reload);
-                let verb = if old.is_some() || replaced {
-                    "restarted"
-                } else {
-                    "started"
-                };
-                let held = if replaced {
-                    " (requests waited while the old app stopped)"
-                } else {
-                    ""
-                };
-                self.ui.info(format!(
-                    "{} in {} · {verb} in {} ms{held}",
-                    self.ui.paint("Built", Tone::Good),
-                    secs(elapsed),
-                    ready_in.as_millis()
-                ));
-                if let Some(old) = old {
-                    self.retire(old);
-                }
-            }
-        }
     }
 
     fn note_build_inputs(&self, exe: &Path) {
@@ -514,18 +327,6 @@ async fn wait_exit(current: &mut Option<Current>) -> Exit {
         Some(c) => (&mut c.exited).await,
         None => std::future::pending().await,
     }
-}
-
-/// Whether an app that exited at start said its address was taken (Rust's
-/// `AddrInUse`, the OS's text, or the errno's name).
-fn address_in_use(exit: &Exit) -> bool {
-    exit.stderr_tail.iter().any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.contains("address already in use")
-            || line.contains("addrinuse")
-            || line.contains("eaddrinuse")
-            || line.contains("os error 98")
-    })
 }
 
 /// A cycle is over: requests stop waiting for it.
