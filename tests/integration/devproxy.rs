@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::support::devserver::{start_echo, DevServer, FIRST_BUILD, REBUILD};
-use crate::support::{self, descendants, eventually, get, request, Response};
+use crate::support::{self, eventually, get, request, Response};
 
 fn get_with(addr: &str, path: &str, extra: &str) -> Response {
     request(
