@@ -6,6 +6,7 @@ use super::super::checks::*;
 use super::super::context::{Hsts, Nginx, Tls};
 use super::super::settings::Settings;
 use super::layout::socket_host;
+use super::paths::app_path;
 use super::ports::Ports;
 
 /// Every name in `domains`, each valid and none twice.
@@ -28,13 +29,21 @@ pub fn domains(p: &mut Problems, s: &Settings) -> Vec<String> {
     domains
 }
 
+/// The TLS part: what templates see, and certbot's directory when it is
+/// in use (for the checks across paths).
+pub struct TlsPart {
+    pub tls: Tls,
+    pub hsts: Hsts,
+    pub letsencrypt_dir: Option<String>,
+}
+
 /// The TLS mode and the certificate paths it implies, and HSTS.
 pub fn tls(
     p: &mut Problems,
     warnings: &mut Vec<String>,
     s: &Settings,
     domains: &[String],
-) -> (Tls, Hsts) {
+) -> TlsPart {
     let mode = match s.tls.as_str() {
         "letsencrypt" => "letsencrypt",
         "custom" => "custom",
@@ -46,8 +55,8 @@ pub fn tls(
             "off"
         }
     };
-    let acme_webroot = abs_path(p, "acme-webroot", &s.acme_webroot).unwrap_or_default();
-    let le_dir = abs_path(p, "letsencrypt-dir", &s.letsencrypt_dir).unwrap_or_default();
+    let acme_webroot = app_path(p, "acme-webroot", &s.acme_webroot).unwrap_or_default();
+    let le_dir = app_path(p, "letsencrypt-dir", &s.letsencrypt_dir).unwrap_or_default();
     let cert_name = domains.first().cloned().unwrap_or_default();
     let (certificate, certificate_key) = match mode {
         "letsencrypt" => (
@@ -56,7 +65,7 @@ pub fn tls(
         ),
         "custom" => {
             let mut get = |key: &str, v: &Option<String>| match v {
-                Some(v) => abs_path(p, key, v).unwrap_or_default(),
+                Some(v) => app_path(p, key, v).unwrap_or_default(),
                 None => {
                     p.0.push(format!("`{key}` is required with `tls = \"custom\"`"));
                     String::new()
@@ -91,7 +100,11 @@ pub fn tls(
         enabled: s.hsts && s.hsts_max_age > 0,
         max_age: s.hsts_max_age,
     };
-    (tls, hsts)
+    TlsPart {
+        letsencrypt_dir: (mode == "letsencrypt").then_some(le_dir),
+        tls,
+        hsts,
+    }
 }
 
 /// The request limits nginx applies in front of the app.
@@ -173,13 +186,13 @@ pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports) -> Nginx {
     let openssl_version = openssl_version.unwrap_or((3, 0, 0));
 
     let user = user_name(p, "nginx-user", &s.nginx_user).unwrap_or_default();
-    let conf_dir = abs_path(p, "nginx-conf-dir", &s.nginx_conf_dir).unwrap_or_default();
-    let pid = abs_path(p, "nginx-pid", &s.nginx_pid).unwrap_or_default();
-    let log_dir = abs_path(p, "nginx-log-dir", &s.nginx_log_dir).unwrap_or_default();
+    let conf_dir = app_path(p, "nginx-conf-dir", &s.nginx_conf_dir).unwrap_or_default();
+    let pid = app_path(p, "nginx-pid", &s.nginx_pid).unwrap_or_default();
+    let log_dir = app_path(p, "nginx-log-dir", &s.nginx_log_dir).unwrap_or_default();
     let temp_dir = s
         .nginx_temp_dir
         .as_deref()
-        .and_then(|t| abs_path(p, "nginx-temp-dir", t));
+        .and_then(|t| app_path(p, "nginx-temp-dir", t));
     let listen_address = s
         .listen_address
         .as_deref()
