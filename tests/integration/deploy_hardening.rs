@@ -302,3 +302,50 @@ fn install_sh_never_changes_a_directory_it_did_not_create() {
         );
     }
 }
+
+#[test]
+fn values_nginx_or_systemd_would_reject_are_refused() {
+    let s = site("rejects");
+    for (args, message) in [
+        (
+            &["--rate-limit", "0r/s"][..],
+            "`rate-limit` = `0r/s`: expected at least 1 request",
+        ),
+        (
+            &["--rate-limit-burst", "0"],
+            "`rate-limit-burst` = `0`: expected 1 to 100000",
+        ),
+        (
+            &["--app-egress", "10.0.0.1/08"],
+            "`app-egress[0]` = `10.0.0.1/08`: the prefix length must be 0 to 32",
+        ),
+        (
+            &["--domain", "example.com,Example.com."],
+            "`domains[1]` = `Example.com.`: is listed twice",
+        ),
+        (&["--user", &"u".repeat(32)], "has at most 31 characters"),
+    ] {
+        let stderr = refused(&s, args);
+        assert!(stderr.contains(message), "{args:?}:\n{stderr}");
+    }
+}
+
+#[test]
+fn a_long_domain_gets_the_hash_bucket_size_nginx_needs() {
+    let s = site("longname");
+    let out = s.scratch.join("out");
+    // 47 characters: one more than nginx's default bucket (64 bytes) holds.
+    let long = format!("{}.example", "l".repeat(39));
+    let mut args = s.test_args(18080, 18443);
+    // test_args names localhost; the flag adds to the list.
+    args.extend(["--tls", "off", "--domain"].map(String::from));
+    args.push(long);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    accepted(&s, &out, &args);
+    let conf = fs::read_to_string(out.join("nginx/nginx.conf")).unwrap();
+    assert!(
+        conf.contains("server_names_hash_bucket_size 128;"),
+        "{conf}"
+    );
+    run_ok(s.nginx(&out).arg("-t"));
+}

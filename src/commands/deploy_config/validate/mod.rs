@@ -41,7 +41,7 @@ pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Val
     let ports = ports::ports(&mut p, &mut warnings, s, tls.enabled);
     let paths = service::paths(&mut p, s, name, &crate_name, shared_static_url);
     let limits = web::limits(&mut p, s);
-    let nginx = web::nginx(&mut p, s, &ports);
+    let nginx = web::nginx(&mut p, s, &ports, &domains);
     let db = service::database(&mut p, s, &crate_name, ports.db);
     let egress = layout::egress(&mut p, s);
     let machines = layout::topology(&mut p, s);

@@ -11,18 +11,20 @@ use super::ports::Ports;
 
 /// Every name in `domains`, each valid and none twice.
 pub fn domains(p: &mut Problems, s: &Settings) -> Vec<String> {
-    let domains = s
+    let checked: Vec<Option<String>> = s
         .domains
         .iter()
         .enumerate()
-        .filter_map(|(i, d)| domain(p, &format!("domains[{i}]"), d))
+        .map(|(i, d)| domain(p, &format!("domains[{i}]"), d))
         .collect();
-    let folded: Vec<String> = s.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
-    for (i, d) in folded.iter().enumerate() {
-        if folded[..i].contains(d) {
+    // Compared as nginx sees them: `Example.com.` is `example.com`, and a
+    // second server_name for it is a conflict nginx warns about.
+    for (i, d) in checked.iter().enumerate() {
+        if d.is_some() && checked[..i].contains(d) {
             p.add(&format!("domains[{i}]"), &s.domains[i], "is listed twice");
         }
     }
+    let domains: Vec<String> = checked.into_iter().flatten().collect();
     if s.domains.is_empty() {
         p.0.push("`domains` is empty: nginx needs at least one name to answer to".into());
     }
@@ -144,11 +146,16 @@ pub fn limits(p: &mut Problems, s: &Settings) -> Limits {
     .unwrap_or_default();
     let rate_limit = number_with_unit(p, "rate-limit", &s.rate_limit, &["r/s", "r/m"], "10r/s")
         .unwrap_or_default();
-    if s.rate_limit_burst > 100_000 {
+    // nginx refuses a zero rate and a zero burst ("invalid rate").
+    let requests = rate_limit.trim_end_matches(|c: char| !c.is_ascii_digit());
+    if requests.parse::<u64>() == Ok(0) {
+        p.add("rate-limit", &rate_limit, "expected at least 1 request");
+    }
+    if !(1..=100_000).contains(&s.rate_limit_burst) {
         p.add(
             "rate-limit-burst",
             &s.rate_limit_burst.to_string(),
-            "expected at most 100000",
+            "expected 1 to 100000",
         );
     }
     Limits {
@@ -162,7 +169,7 @@ pub fn limits(p: &mut Problems, s: &Settings) -> Limits {
 
 /// nginx itself: the versions that gate syntax, its user and directories,
 /// and the addresses it listens on.
-pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports) -> Nginx {
+pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports, domains: &[String]) -> Nginx {
     let nginx_version = version(p, "nginx-version", &s.nginx_version);
     if let Some(v) = nginx_version {
         // ssl_reject_handshake, which refuses TLS for unknown names.
@@ -218,6 +225,7 @@ pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports) -> Nginx {
             "X25519:prime256v1:secp384r1"
         },
         brotli: s.brotli,
+        server_names_hash_bucket_size: server_names_hash_bucket_size(domains),
         user,
         conf_dir,
         pid,
@@ -233,4 +241,18 @@ pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports) -> Nginx {
             format!(":{https_port}")
         },
     }
+}
+
+/// A `server_names_hash_bucket_size` that holds the longest domain.
+///
+/// nginx's default is the CPU's cache line (64 bytes on x86), and a bucket
+/// must fit one entry, a pointer plus the name and 2 bytes rounded up to a
+/// pointer's size, and an end marker. So a name of 47 characters or more
+/// fails `nginx -t` without it (#9, item 8). Stated always, so that the
+/// file behaves the same on a machine with a smaller cache line.
+fn server_names_hash_bucket_size(domains: &[String]) -> usize {
+    const POINTER: usize = 8;
+    let longest = domains.iter().map(String::len).max().unwrap_or(0);
+    let entry = POINTER + (longest + 2).div_ceil(POINTER) * POINTER;
+    (entry + POINTER).next_power_of_two().max(64)
 }
