@@ -349,3 +349,118 @@ fn a_long_domain_gets_the_hash_bucket_size_nginx_needs() {
     );
     run_ok(s.nginx(&out).arg("-t"));
 }
+
+#[test]
+fn weak_values_are_warned_and_never_right_ones_refused() {
+    let s = site("weak");
+    let topology = |web: &str, app: &str| {
+        vec![
+            "--web".to_owned(),
+            web.to_owned(),
+            "--app".to_owned(),
+            app.to_owned(),
+            "--db".to_owned(),
+            "10.0.0.30".to_owned(),
+        ]
+    };
+    for (args, message) in [
+        (
+            vec!["--user".to_owned(), "root".to_owned()],
+            "`user` = `root`: the app never runs as root",
+        ),
+        (
+            topology("0.0.0.0", "10.0.0.20"),
+            "`topology.web` = `0.0.0.0`: is the unspecified address",
+        ),
+        (
+            topology("10.0.0.10", "255.255.255.255"),
+            "`topology.app[0]` = `255.255.255.255`: is the broadcast address",
+        ),
+        (
+            topology("224.0.0.1", "10.0.0.20"),
+            "`topology.web` = `224.0.0.1`: is a multicast address",
+        ),
+        (
+            topology("127.0.0.1", "10.0.0.20"),
+            "`topology.web` = `127.0.0.1`: is a loopback address",
+        ),
+        (
+            topology("10.0.0.10", "fe80::20"),
+            "`topology.app[0]` = `fe80::20`: is a link-local IPv6 address",
+        ),
+        // The same machine, spelt as an IPv4-mapped IPv6 address.
+        (
+            topology("10.0.0.10", "::ffff:10.0.0.10"),
+            "`topology` = `10.0.0.10`: each machine needs an address of its own",
+        ),
+        (
+            vec!["--proxy-read-timeout".to_owned(), "0s".to_owned()],
+            "`proxy-read-timeout` = `0s`: must be more than 0",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stderr = refused(&s, &args);
+        assert!(stderr.contains(message), "{args:?}:\n{stderr}");
+    }
+
+    for entry in [
+        (
+            vec!["--hsts-max-age", "0"],
+            "HSTS is off (`hsts-max-age = 0`)",
+        ),
+        (
+            vec!["--hsts-max-age", "300"],
+            "`hsts-max-age = 300` is under a year",
+        ),
+        (
+            vec!["--client-max-body-size", "0"],
+            "`client-max-body-size = \"0\"` turns off nginx's limit",
+        ),
+        (
+            vec![
+                "--web",
+                "169.254.0.10",
+                "--app",
+                "10.0.0.20",
+                "--db",
+                "10.0.0.30",
+            ],
+            "`topology.web` = `169.254.0.10` is a link-local address",
+        ),
+        (
+            vec![
+                "--web",
+                "203.0.113.10",
+                "--app",
+                "10.0.0.20",
+                "--db",
+                "10.0.0.30",
+            ],
+            "`topology.web` = `203.0.113.10` is not a private address",
+        ),
+        (
+            vec!["--app-egress", "0.0.0.0/0"],
+            "the app may connect to any address",
+        ),
+        (vec!["--nginx-user", "root"], "nginx workers run as root"),
+        (
+            vec!["--user", "www-data"],
+            "the app runs as nginx's user `www-data`",
+        ),
+        (vec!["--user", "nobody"], "the app runs as `nobody`"),
+        (vec!["--db-user", "postgres"], "is PostgreSQL's superuser"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (i, (args, warning)) = entry;
+        let out = s.scratch.join(format!("warned-{i}"));
+        let stderr = accepted(&s, &out, &args);
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("warning: ") && l.contains(warning)),
+            "{args:?}:\n{stderr}"
+        );
+    }
+}

@@ -26,6 +26,13 @@ pub fn paths(
     shared_static_url: &str,
 ) -> Paths {
     let user = user_name(p, "user", s.user.as_deref().unwrap_or(crate_name)).unwrap_or_default();
+    if user == "root" {
+        p.add(
+            "user",
+            &user,
+            "the app never runs as root; leave `user` unset for a user of its own",
+        );
+    }
     let default_prefix = format!("/opt/{name}");
     let prefix =
         app_path(p, "prefix", s.prefix.as_deref().unwrap_or(&default_prefix)).unwrap_or_default();

@@ -89,6 +89,16 @@ pub fn tls(
     if enabled && !s.hsts {
         warnings
             .push("HSTS is off (`hsts = false`): browsers may still be downgraded to HTTP".into());
+    } else if enabled && s.hsts_max_age == 0 {
+        warnings.push(
+            "HSTS is off (`hsts-max-age = 0`): no Strict-Transport-Security header is sent, so browsers may still be downgraded to HTTP"
+                .into(),
+        );
+    } else if enabled && s.hsts && s.hsts_max_age < ONE_YEAR {
+        warnings.push(format!(
+            "`hsts-max-age = {}` is under a year: browsers forget HTTPS-only sooner (the default is 63072000, two years)",
+            s.hsts_max_age
+        ));
     }
     let tls = Tls {
         enabled,
@@ -109,6 +119,8 @@ pub fn tls(
     }
 }
 
+const ONE_YEAR: u64 = 365 * 24 * 60 * 60;
+
 /// The request limits nginx applies in front of the app.
 pub struct Limits {
     pub client_max_body_size: String,
@@ -118,7 +130,7 @@ pub struct Limits {
     pub rate_limit_burst: u64,
 }
 
-pub fn limits(p: &mut Problems, s: &Settings) -> Limits {
+pub fn limits(p: &mut Problems, warnings: &mut Vec<String>, s: &Settings) -> Limits {
     let client_max_body_size = number_with_unit(
         p,
         "client-max-body-size",
@@ -127,6 +139,16 @@ pub fn limits(p: &mut Problems, s: &Settings) -> Limits {
         "16m",
     )
     .unwrap_or_default();
+    if client_max_body_size
+        .trim_end_matches(char::is_alphabetic)
+        .parse::<u64>()
+        == Ok(0)
+    {
+        warnings.push(
+            "`client-max-body-size = \"0\"` turns off nginx's limit on request bodies: any client may upload without bound"
+                .into(),
+        );
+    }
     let times = ["ms", "s", "m", "h"];
     let proxy_connect_timeout = number_with_unit(
         p,
@@ -144,6 +166,19 @@ pub fn limits(p: &mut Problems, s: &Settings) -> Limits {
         "60s",
     )
     .unwrap_or_default();
+    // A zero timeout fails every request: nginx gives up at once.
+    for (key, value) in [
+        ("proxy-connect-timeout", &proxy_connect_timeout),
+        ("proxy-read-timeout", &proxy_read_timeout),
+    ] {
+        if value.trim_end_matches(char::is_alphabetic).parse::<u64>() == Ok(0) {
+            p.add(
+                key,
+                value,
+                "must be more than 0: every request would time out",
+            );
+        }
+    }
     let rate_limit = number_with_unit(p, "rate-limit", &s.rate_limit, &["r/s", "r/m"], "10r/s")
         .unwrap_or_default();
     // nginx refuses a zero rate and a zero burst ("invalid rate").
