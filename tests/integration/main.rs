@@ -4,6 +4,8 @@
 mod browser;
 mod cli;
 mod deploy_config;
+mod deploy_generated;
+mod deploy_hardening;
 mod deploy_live;
 mod devproxy;
 mod hardening;

@@ -150,8 +150,10 @@ pub fn network(p: &mut Problems, setting: &str, value: &str) -> Option<String> {
     };
     if let Some(len) = prefix {
         let max = if ip.is_ipv4() { 32 } else { 128 };
+        // Only the canonical spelling: systemd drops the whole
+        // IPAddressAllow= line for `/08` or `/+8`.
         match len.parse::<u8>() {
-            Ok(n) if n <= max => {}
+            Ok(n) if n <= max && len == n.to_string() => {}
             _ => {
                 p.add(
                     setting,
@@ -243,11 +245,12 @@ pub fn user_name(p: &mut Problems, setting: &str, value: &str) -> Option<String>
         );
         return None;
     }
-    if !ok_first || value.len() > 32 {
+    // 31: systemd's limit (UT_NAMESIZE - 1); a longer User= only warns.
+    if !ok_first || value.len() > 31 {
         p.add(
             setting,
             value,
-            "a unix user name starts with a lowercase letter or `_` and has at most 32 characters",
+            "a unix user name starts with a lowercase letter or `_` and has at most 31 characters",
         );
         return None;
     }

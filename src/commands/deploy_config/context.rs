@@ -65,6 +65,8 @@ pub struct Nginx {
     pub session_tickets_off: bool,
     pub ecdh_curve: &'static str,
     pub brotli: bool,
+    /// Big enough for the longest domain (see `validate`).
+    pub server_names_hash_bucket_size: usize,
     pub user: String,
     pub conf_dir: String,
     pub pid: String,

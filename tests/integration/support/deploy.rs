@@ -267,9 +267,12 @@ pub struct Site {
 pub fn site(name: &str) -> Site {
     let (tmp, project) = generate(name);
     let scratch = tmp.path().join("scratch");
-    for dir in ["logs", "tmp", "static", "le/localhost"] {
+    for dir in ["logs", "tmp", "static", "le/localhost", "bin"] {
         fs::create_dir_all(scratch.join(dir)).unwrap();
     }
+    // An executable for the units' ExecStart that systemd-analyze can find,
+    // outside the system's binary directories deploy-config refuses.
+    fs::copy("/usr/bin/true", scratch.join("bin/app")).unwrap();
     Site {
         _tmp: tmp,
         name: name.into(),
@@ -302,7 +305,7 @@ impl Site {
             "--letsencrypt-dir",
             &t("le"),
             "--binary",
-            "/usr/bin/true",
+            &t("bin/app"),
         ]
         .iter()
         .map(|s| s.to_string())

@@ -12,20 +12,79 @@ use super::super::settings::Settings;
 pub type Machines = (IpAddr, Vec<IpAddr>, IpAddr);
 
 /// The networks the app instances may reach beyond the layout.
-pub fn egress(p: &mut Problems, s: &Settings) -> Vec<String> {
-    s.app_egress
+pub fn egress(p: &mut Problems, warnings: &mut Vec<String>, s: &Settings) -> Vec<String> {
+    let egress: Vec<String> = s
+        .app_egress
         .iter()
         .enumerate()
         .filter_map(|(i, n)| network(p, &format!("app-egress[{i}]"), n))
-        .collect()
+        .collect();
+    for everything in egress.iter().filter(|n| n.ends_with("/0")) {
+        warnings.push(format!(
+            "`app-egress` has `{everything}`: the app may connect to any address, which undoes the egress filter"
+        ));
+    }
+    egress
+}
+
+/// A topology address: one machine's own unicast address. `::ffff:a.b.c.d`
+/// is `a.b.c.d`, so that the same machine is not counted twice.
+fn machine(
+    p: &mut Problems,
+    warnings: &mut Vec<String>,
+    setting: &str,
+    value: &str,
+) -> Option<IpAddr> {
+    let ip = ip(p, setting, value)?.to_canonical();
+    let never = match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => {
+            Some("is the unspecified address, not a machine's")
+        }
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("is the broadcast address, not a machine's"),
+        IpAddr::V4(v4) if v4.is_multicast() => Some("is a multicast address, not a machine's"),
+        IpAddr::V4(v4) if v4.is_loopback() => {
+            Some("is a loopback address; each machine needs the address the others reach it at")
+        }
+        IpAddr::V6(v6) if v6.is_unspecified() => {
+            Some("is the unspecified address, not a machine's")
+        }
+        IpAddr::V6(v6) if v6.is_multicast() => Some("is a multicast address, not a machine's"),
+        IpAddr::V6(v6) if v6.is_loopback() => {
+            Some("is a loopback address; each machine needs the address the others reach it at")
+        }
+        // A link-local IPv6 address needs a zone (`%eth0`) to be reached,
+        // which none of the generated files can carry.
+        IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => {
+            Some("is a link-local IPv6 address, which cannot be reached without a zone")
+        }
+        _ => None,
+    };
+    if let Some(why) = never {
+        p.add(setting, value, why);
+        return None;
+    }
+    let private = match ip {
+        IpAddr::V4(v4) => v4.is_private() || (v4.octets()[0] == 100 && v4.octets()[1] & 0xc0 == 64),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xfe00 == 0xfc00,
+    };
+    if matches!(ip, IpAddr::V4(v4) if v4.is_link_local()) {
+        warnings.push(format!(
+            "`{setting}` = `{value}` is a link-local address: it changes when the link does; use a fixed private address"
+        ));
+    } else if !private {
+        warnings.push(format!(
+            "`{setting}` = `{value}` is not a private address: the app and database listen on it, guarded only by the firewall"
+        ));
+    }
+    Some(ip)
 }
 
 /// The topology's addresses, each valid and each machine's own; `None`
 /// for the one-machine layout or when an address is invalid.
-pub fn topology(p: &mut Problems, s: &Settings) -> Option<Machines> {
+pub fn topology(p: &mut Problems, warnings: &mut Vec<String>, s: &Settings) -> Option<Machines> {
     let t = s.topology.as_ref()?;
-    let web = ip(p, "topology.web", &t.web);
-    let db = ip(p, "topology.db", &t.db);
+    let web = machine(p, warnings, "topology.web", &t.web);
+    let db = machine(p, warnings, "topology.db", &t.db);
     if t.app.is_empty() {
         p.0.push("`topology.app` is empty: list the app machines' addresses".into());
     }
@@ -33,7 +92,7 @@ pub fn topology(p: &mut Problems, s: &Settings) -> Option<Machines> {
         .app
         .iter()
         .enumerate()
-        .map(|(i, a)| ip(p, &format!("topology.app[{i}]"), a))
+        .map(|(i, a)| machine(p, warnings, &format!("topology.app[{i}]"), a))
         .collect();
     let mut seen = std::collections::BTreeSet::new();
     for a in web.iter().chain(db.iter()).chain(apps.iter().flatten()) {

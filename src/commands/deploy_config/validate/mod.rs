@@ -7,6 +7,7 @@
 //! context is built only when there are none.
 
 mod layout;
+mod paths;
 mod ports;
 mod service;
 mod web;
@@ -32,14 +33,50 @@ pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Val
     let crate_name = name.replace('-', "_");
 
     let domains = web::domains(&mut p, s);
-    let (tls, hsts) = web::tls(&mut p, &mut warnings, s, &domains);
+    let web::TlsPart {
+        tls,
+        hsts,
+        letsencrypt_dir,
+    } = web::tls(&mut p, &mut warnings, s, &domains);
     let ports = ports::ports(&mut p, &mut warnings, s, tls.enabled);
     let paths = service::paths(&mut p, s, name, &crate_name, shared_static_url);
-    let limits = web::limits(&mut p, s);
-    let nginx = web::nginx(&mut p, s, &ports);
+    let limits = web::limits(&mut p, &mut warnings, s);
+    let nginx = web::nginx(&mut p, s, &ports, &domains);
     let db = service::database(&mut p, s, &crate_name, ports.db);
-    let egress = layout::egress(&mut p, s);
-    let machines = layout::topology(&mut p, s);
+    let egress = layout::egress(&mut p, &mut warnings, s);
+    let machines = layout::topology(&mut p, &mut warnings, s);
+    accounts(&mut warnings, &paths.user, &nginx.user, &db.user);
+
+    let custom = tls.mode == "custom";
+    let in_use = |on: bool, path: &str| if on { path.to_owned() } else { String::new() };
+    paths::not_served(
+        &mut p,
+        &[
+            ("static-root", &paths.static_root),
+            (
+                "acme-webroot",
+                &in_use(letsencrypt_dir.is_some(), &tls.acme_webroot),
+            ),
+        ],
+        &[
+            ("prefix", &paths.prefix),
+            ("binary", &paths.binary),
+            ("env-file", &paths.env_file),
+            (
+                "letsencrypt-dir",
+                letsencrypt_dir.as_deref().unwrap_or_default(),
+            ),
+            ("tls-certificate", &in_use(custom, &tls.certificate)),
+            ("tls-certificate-key", &in_use(custom, &tls.certificate_key)),
+            ("nginx-conf-dir", &nginx.conf_dir),
+            ("nginx-pid", &nginx.pid),
+            ("nginx-log-dir", &nginx.log_dir),
+            (
+                "nginx-temp-dir",
+                nginx.temp_dir.as_deref().unwrap_or_default(),
+            ),
+        ],
+    );
 
     if !p.0.is_empty() {
         return Err(p);
@@ -75,6 +112,33 @@ pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Val
         hosts,
     };
     Ok(Validated { context, warnings })
+}
+
+/// Accounts that work but share power with others.
+fn accounts(warnings: &mut Vec<String>, user: &str, nginx_user: &str, db_user: &str) {
+    if nginx_user == "root" {
+        warnings.push(
+            "nginx workers run as root (`nginx-user = \"root\"`): a flaw in nginx would own the machine"
+                .into(),
+        );
+    }
+    if !user.is_empty() && user == nginx_user {
+        warnings.push(format!(
+            "the app runs as nginx's user `{user}`: each can read and change the other's files"
+        ));
+    }
+    if user == "nobody" {
+        warnings.push(
+            "the app runs as `nobody`, which other services share; the default, the project's own name, is safer"
+                .into(),
+        );
+    }
+    if db_user == "postgres" {
+        warnings.push(
+            "`db-user = \"postgres\"` is PostgreSQL's superuser: the app could do anything to every database"
+                .into(),
+        );
+    }
 }
 
 #[cfg(test)]

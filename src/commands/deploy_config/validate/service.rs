@@ -4,6 +4,7 @@
 use super::super::checks::*;
 use super::super::context::Db;
 use super::super::settings::Settings;
+use super::paths::{app_path, is_system_dir, not_packaged_binary};
 
 /// The service user and every path of the app on the machine.
 pub struct Paths {
@@ -25,20 +26,31 @@ pub fn paths(
     shared_static_url: &str,
 ) -> Paths {
     let user = user_name(p, "user", s.user.as_deref().unwrap_or(crate_name)).unwrap_or_default();
+    if user == "root" {
+        p.add(
+            "user",
+            &user,
+            "the app never runs as root; leave `user` unset for a user of its own",
+        );
+    }
     let default_prefix = format!("/opt/{name}");
     let prefix =
-        abs_path(p, "prefix", s.prefix.as_deref().unwrap_or(&default_prefix)).unwrap_or_default();
+        app_path(p, "prefix", s.prefix.as_deref().unwrap_or(&default_prefix)).unwrap_or_default();
     let default_binary = format!("{prefix}/bin/{name}");
     let binary =
-        abs_path(p, "binary", s.binary.as_deref().unwrap_or(&default_binary)).unwrap_or_default();
+        app_path(p, "binary", s.binary.as_deref().unwrap_or(&default_binary)).unwrap_or_default();
     let default_env = format!("/etc/{name}/env");
     let env_file =
-        abs_path(p, "env-file", s.env_file.as_deref().unwrap_or(&default_env)).unwrap_or_default();
+        app_path(p, "env-file", s.env_file.as_deref().unwrap_or(&default_env)).unwrap_or_default();
     let env_dir = match env_file.rsplit_once('/') {
         Some(("", _)) | None => "/".to_owned(),
         Some((dir, _)) => dir.to_owned(),
     };
-    if env_dir == "/" && !env_file.is_empty() {
+    if !binary.is_empty() {
+        not_packaged_binary(p, &binary);
+    }
+    // install.sh creates this directory, root-only, when it is missing.
+    if is_system_dir(&env_dir) && !env_file.is_empty() {
         p.add(
             "env-file",
             &env_file,
@@ -46,7 +58,7 @@ pub fn paths(
         );
     }
     let default_static = format!("{prefix}/static");
-    let static_root = abs_path(
+    let static_root = app_path(
         p,
         "static-root",
         s.static_root.as_deref().unwrap_or(&default_static),

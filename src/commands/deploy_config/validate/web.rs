@@ -6,26 +6,37 @@ use super::super::checks::*;
 use super::super::context::{Hsts, Nginx, Tls};
 use super::super::settings::Settings;
 use super::layout::socket_host;
+use super::paths::app_path;
 use super::ports::Ports;
 
 /// Every name in `domains`, each valid and none twice.
 pub fn domains(p: &mut Problems, s: &Settings) -> Vec<String> {
-    let domains = s
+    let checked: Vec<Option<String>> = s
         .domains
         .iter()
         .enumerate()
-        .filter_map(|(i, d)| domain(p, &format!("domains[{i}]"), d))
+        .map(|(i, d)| domain(p, &format!("domains[{i}]"), d))
         .collect();
-    let folded: Vec<String> = s.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
-    for (i, d) in folded.iter().enumerate() {
-        if folded[..i].contains(d) {
+    // Compared as nginx sees them: `Example.com.` is `example.com`, and a
+    // second server_name for it is a conflict nginx warns about.
+    for (i, d) in checked.iter().enumerate() {
+        if d.is_some() && checked[..i].contains(d) {
             p.add(&format!("domains[{i}]"), &s.domains[i], "is listed twice");
         }
     }
+    let domains: Vec<String> = checked.into_iter().flatten().collect();
     if s.domains.is_empty() {
         p.0.push("`domains` is empty: nginx needs at least one name to answer to".into());
     }
     domains
+}
+
+/// The TLS part: what templates see, and certbot's directory when it is
+/// in use (for the checks across paths).
+pub struct TlsPart {
+    pub tls: Tls,
+    pub hsts: Hsts,
+    pub letsencrypt_dir: Option<String>,
 }
 
 /// The TLS mode and the certificate paths it implies, and HSTS.
@@ -34,7 +45,7 @@ pub fn tls(
     warnings: &mut Vec<String>,
     s: &Settings,
     domains: &[String],
-) -> (Tls, Hsts) {
+) -> TlsPart {
     let mode = match s.tls.as_str() {
         "letsencrypt" => "letsencrypt",
         "custom" => "custom",
@@ -46,8 +57,8 @@ pub fn tls(
             "off"
         }
     };
-    let acme_webroot = abs_path(p, "acme-webroot", &s.acme_webroot).unwrap_or_default();
-    let le_dir = abs_path(p, "letsencrypt-dir", &s.letsencrypt_dir).unwrap_or_default();
+    let acme_webroot = app_path(p, "acme-webroot", &s.acme_webroot).unwrap_or_default();
+    let le_dir = app_path(p, "letsencrypt-dir", &s.letsencrypt_dir).unwrap_or_default();
     let cert_name = domains.first().cloned().unwrap_or_default();
     let (certificate, certificate_key) = match mode {
         "letsencrypt" => (
@@ -56,7 +67,7 @@ pub fn tls(
         ),
         "custom" => {
             let mut get = |key: &str, v: &Option<String>| match v {
-                Some(v) => abs_path(p, key, v).unwrap_or_default(),
+                Some(v) => app_path(p, key, v).unwrap_or_default(),
                 None => {
                     p.0.push(format!("`{key}` is required with `tls = \"custom\"`"));
                     String::new()
@@ -78,6 +89,16 @@ pub fn tls(
     if enabled && !s.hsts {
         warnings
             .push("HSTS is off (`hsts = false`): browsers may still be downgraded to HTTP".into());
+    } else if enabled && s.hsts_max_age == 0 {
+        warnings.push(
+            "HSTS is off (`hsts-max-age = 0`): no Strict-Transport-Security header is sent, so browsers may still be downgraded to HTTP"
+                .into(),
+        );
+    } else if enabled && s.hsts && s.hsts_max_age < ONE_YEAR {
+        warnings.push(format!(
+            "`hsts-max-age = {}` is under a year: browsers forget HTTPS-only sooner (the default is 63072000, two years)",
+            s.hsts_max_age
+        ));
     }
     let tls = Tls {
         enabled,
@@ -91,8 +112,14 @@ pub fn tls(
         enabled: s.hsts && s.hsts_max_age > 0,
         max_age: s.hsts_max_age,
     };
-    (tls, hsts)
+    TlsPart {
+        letsencrypt_dir: (mode == "letsencrypt").then_some(le_dir),
+        tls,
+        hsts,
+    }
 }
+
+const ONE_YEAR: u64 = 365 * 24 * 60 * 60;
 
 /// The request limits nginx applies in front of the app.
 pub struct Limits {
@@ -103,7 +130,7 @@ pub struct Limits {
     pub rate_limit_burst: u64,
 }
 
-pub fn limits(p: &mut Problems, s: &Settings) -> Limits {
+pub fn limits(p: &mut Problems, warnings: &mut Vec<String>, s: &Settings) -> Limits {
     let client_max_body_size = number_with_unit(
         p,
         "client-max-body-size",
@@ -112,6 +139,16 @@ pub fn limits(p: &mut Problems, s: &Settings) -> Limits {
         "16m",
     )
     .unwrap_or_default();
+    if client_max_body_size
+        .trim_end_matches(char::is_alphabetic)
+        .parse::<u64>()
+        == Ok(0)
+    {
+        warnings.push(
+            "`client-max-body-size = \"0\"` turns off nginx's limit on request bodies: any client may upload without bound"
+                .into(),
+        );
+    }
     let times = ["ms", "s", "m", "h"];
     let proxy_connect_timeout = number_with_unit(
         p,
@@ -129,13 +166,31 @@ pub fn limits(p: &mut Problems, s: &Settings) -> Limits {
         "60s",
     )
     .unwrap_or_default();
+    // A zero timeout fails every request: nginx gives up at once.
+    for (key, value) in [
+        ("proxy-connect-timeout", &proxy_connect_timeout),
+        ("proxy-read-timeout", &proxy_read_timeout),
+    ] {
+        if value.trim_end_matches(char::is_alphabetic).parse::<u64>() == Ok(0) {
+            p.add(
+                key,
+                value,
+                "must be more than 0: every request would time out",
+            );
+        }
+    }
     let rate_limit = number_with_unit(p, "rate-limit", &s.rate_limit, &["r/s", "r/m"], "10r/s")
         .unwrap_or_default();
-    if s.rate_limit_burst > 100_000 {
+    // nginx refuses a zero rate and a zero burst ("invalid rate").
+    let requests = rate_limit.trim_end_matches(|c: char| !c.is_ascii_digit());
+    if requests.parse::<u64>() == Ok(0) {
+        p.add("rate-limit", &rate_limit, "expected at least 1 request");
+    }
+    if !(1..=100_000).contains(&s.rate_limit_burst) {
         p.add(
             "rate-limit-burst",
             &s.rate_limit_burst.to_string(),
-            "expected at most 100000",
+            "expected 1 to 100000",
         );
     }
     Limits {
@@ -149,7 +204,7 @@ pub fn limits(p: &mut Problems, s: &Settings) -> Limits {
 
 /// nginx itself: the versions that gate syntax, its user and directories,
 /// and the addresses it listens on.
-pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports) -> Nginx {
+pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports, domains: &[String]) -> Nginx {
     let nginx_version = version(p, "nginx-version", &s.nginx_version);
     if let Some(v) = nginx_version {
         // ssl_reject_handshake, which refuses TLS for unknown names.
@@ -173,13 +228,13 @@ pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports) -> Nginx {
     let openssl_version = openssl_version.unwrap_or((3, 0, 0));
 
     let user = user_name(p, "nginx-user", &s.nginx_user).unwrap_or_default();
-    let conf_dir = abs_path(p, "nginx-conf-dir", &s.nginx_conf_dir).unwrap_or_default();
-    let pid = abs_path(p, "nginx-pid", &s.nginx_pid).unwrap_or_default();
-    let log_dir = abs_path(p, "nginx-log-dir", &s.nginx_log_dir).unwrap_or_default();
+    let conf_dir = app_path(p, "nginx-conf-dir", &s.nginx_conf_dir).unwrap_or_default();
+    let pid = app_path(p, "nginx-pid", &s.nginx_pid).unwrap_or_default();
+    let log_dir = app_path(p, "nginx-log-dir", &s.nginx_log_dir).unwrap_or_default();
     let temp_dir = s
         .nginx_temp_dir
         .as_deref()
-        .and_then(|t| abs_path(p, "nginx-temp-dir", t));
+        .and_then(|t| app_path(p, "nginx-temp-dir", t));
     let listen_address = s
         .listen_address
         .as_deref()
@@ -205,6 +260,7 @@ pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports) -> Nginx {
             "X25519:prime256v1:secp384r1"
         },
         brotli: s.brotli,
+        server_names_hash_bucket_size: server_names_hash_bucket_size(domains),
         user,
         conf_dir,
         pid,
@@ -220,4 +276,18 @@ pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports) -> Nginx {
             format!(":{https_port}")
         },
     }
+}
+
+/// A `server_names_hash_bucket_size` that holds the longest domain.
+///
+/// nginx's default is the CPU's cache line (64 bytes on x86), and a bucket
+/// must fit one entry, a pointer plus the name and 2 bytes rounded up to a
+/// pointer's size, and an end marker. So a name of 47 characters or more
+/// fails `nginx -t` without it (#9, item 8). Stated always, so that the
+/// file behaves the same on a machine with a smaller cache line.
+fn server_names_hash_bucket_size(domains: &[String]) -> usize {
+    const POINTER: usize = 8;
+    let longest = domains.iter().map(String::len).max().unwrap_or(0);
+    let entry = POINTER + (longest + 2).div_ceil(POINTER) * POINTER;
+    (entry + POINTER).next_power_of_two().max(64)
 }
