@@ -68,7 +68,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     settings.apply(*args.overrides);
 
     let name = project.package().name.to_string();
-    let validated = validate::validate(&name, &settings, &shared.static_url).map_err(|p| {
+    let validated = validate::validate(&name, &settings, &shared).map_err(|p| {
         hinted(
             format!(
                 "{} invalid deploy setting{}; nothing was written:\n  {}",

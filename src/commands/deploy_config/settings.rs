@@ -126,12 +126,15 @@ impl Default for Settings {
 #[serde(rename_all = "kebab-case", default)]
 pub struct Shared {
     pub static_url: String,
+    /// install.sh waits for each instance to answer it with 2xx.
+    pub health_path: Option<String>,
 }
 
 impl Default for Shared {
     fn default() -> Self {
         Shared {
             static_url: "/static/".into(),
+            health_path: None,
         }
     }
 }

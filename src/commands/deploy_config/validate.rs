@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use super::checks::*;
 use super::context::*;
-use super::settings::Settings;
+use super::settings::{Settings, Shared};
 
 /// The outcome: a context, or every problem found. Warnings are for
 /// values that are valid but weaker than the default.
@@ -20,7 +20,7 @@ pub struct Validated {
 }
 
 /// Validates everything; `name` is the cargo package name (already valid).
-pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Validated, Problems> {
+pub fn validate(name: &str, s: &Settings, shared: &Shared) -> Result<Validated, Problems> {
     let mut p = Problems::default();
     let mut warnings = Vec::new();
     let crate_name = name.replace('-', "_");
@@ -184,9 +184,14 @@ pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Val
     let static_url = url_path(
         &mut p,
         "static-url",
-        s.static_url.as_deref().unwrap_or(shared_static_url),
+        s.static_url.as_deref().unwrap_or(&shared.static_url),
     )
     .unwrap_or_default();
+    // Without a health path, any answer to `/` shows the app is up.
+    let health_path = match &shared.health_path {
+        Some(path) => request_path(&mut p, "health-path", path).unwrap_or_default(),
+        None => "/".into(),
+    };
 
     let client_max_body_size = number_with_unit(
         &mut p,
@@ -347,6 +352,7 @@ pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Val
         env_dir,
         static_root,
         static_url,
+        health_path,
         client_max_body_size,
         proxy_connect_timeout,
         proxy_read_timeout,
@@ -399,7 +405,7 @@ mod tests {
     use super::*;
 
     fn problems(s: &Settings) -> Vec<String> {
-        match validate("site", s, "/static/") {
+        match validate("site", s, &Shared::default()) {
             Ok(_) => Vec::new(),
             Err(p) => p.0,
         }
@@ -414,7 +420,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_hardened() {
-        let v = validate("site", &base(), "/static/").unwrap_or_else(|p| panic!("{:?}", p.0));
+        let v = validate("site", &base(), &Shared::default()).unwrap_or_else(|p| panic!("{:?}", p.0));
         let c = v.context;
         assert_eq!(c.tls.mode, "letsencrypt");
         assert!(c.hsts.enabled);
@@ -435,7 +441,7 @@ mod tests {
         let mut s = base();
         s.nginx_version = "1.25.1".into();
         s.openssl_version = "3.5".into();
-        let c = validate("site", &s, "/static/").ok().unwrap().context;
+        let c = validate("site", &s, &Shared::default()).ok().unwrap().context;
         assert!(c.nginx.http2_directive);
         assert!(!c.nginx.session_tickets_off);
         assert!(c.nginx.ecdh_curve.starts_with("?X25519MLKEM768:"));
