@@ -1,5 +1,6 @@
 //! The command line: global options, the subcommand enum, and dispatch.
 
+use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::commands;
@@ -96,9 +97,13 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Runserver(args) => commands::runserver::run(args, ui),
         Command::DeployConfig(args) => commands::deploy_config::run(args, ui),
         Command::Completions { shell } => {
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "manage", &mut out);
-            Ok(())
+            // clap_complete panics when its writer fails: render in memory,
+            // so a closed pipe is an error main knows to treat as success.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "manage", &mut script);
+            let script = String::from_utf8(script).context("completion script is not UTF-8")?;
+            ui.out(&script)
+                .context("cannot write the completion script")
         }
     }
 }

@@ -6,9 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use cargo_metadata::{Metadata, MetadataCommand, Package};
-use serde::de::DeserializeOwned;
 
 use crate::error::hinted;
 
@@ -99,29 +98,6 @@ impl Project {
     /// absent).
     pub fn settings_value(&self) -> &serde_json::Value {
         &self.package().metadata["manage"]
-    }
-
-    /// Deserialises a table of the settings: `None` for the whole
-    /// `[package.metadata.manage]`, or a key such as `deploy`. A missing
-    /// table gives the type's defaults.
-    pub fn settings<T: DeserializeOwned + Default>(&self, key: Option<&str>) -> Result<T> {
-        let value = match key {
-            None => self.settings_value(),
-            Some(k) => &self.settings_value()[k],
-        };
-        if value.is_null() {
-            return Ok(T::default());
-        }
-        let table = match key {
-            None => "[package.metadata.manage]".to_owned(),
-            Some(k) => format!("[package.metadata.manage.{k}]"),
-        };
-        serde_json::from_value(value.clone()).with_context(|| {
-            format!(
-                "invalid settings in {table} of `{}`",
-                self.manifest_path().display()
-            )
-        })
     }
 }
 

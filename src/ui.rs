@@ -215,7 +215,6 @@ impl Ui {
     }
 
     /// Data for stdout (completions, diffs).
-    #[allow(dead_code)] // deploy-config --check prints its diff here
     pub fn out(&self, text: &str) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{descendants, eventually, free_port, Running};
-use crate::runserver::{DevServer, REBUILD};
+use crate::support::devserver::{DevServer, REBUILD};
+use crate::support::{descendants, eventually, free_port, Running};
 
 /// Flags Chromium needs as root in a container, plus quiet networking.
 const CHROMIUM_FLAGS: &[&str] = &[

@@ -3,7 +3,7 @@
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-use crate::helpers::manage;
+use crate::support::manage;
 
 #[test]
 fn help_lists_every_subcommand_and_global_option() {
@@ -58,6 +58,34 @@ fn completions_for_each_shell() {
             .success()
             .stdout(predicate::str::contains(marker).and(predicate::str::contains("startproject")));
     }
+}
+
+#[test]
+fn completions_into_a_closed_pipe_exit_quietly_with_success() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // A pipe whose read end is already closed: every write fails with EPIPE,
+    // as `manage completions bash | true` may.
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills the two descriptors, which we then own.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let out = manage()
+        .args(["completions", "bash"])
+        .stdout(write)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

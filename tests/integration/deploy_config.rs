@@ -9,8 +9,8 @@ use std::process::Command;
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-use crate::deploy_support::{run, run_ok, site, venv_tool};
-use crate::helpers::{manage, tree};
+use crate::support::deploy::{run, run_ok, site, venv_tool};
+use crate::support::{manage, tree};
 
 #[test]
 fn defaults_give_a_complete_hardened_set() {

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::deploy_support::{run, run_ok, site, tool, venv_tool, Certs, Netns, Site};
-use crate::helpers::{build_project, eventually, free_port, get, request, tree, Running};
+use crate::support::deploy::{run, run_ok, site, tool, venv_tool, Certs, Netns, Site};
+use crate::support::{build_project, eventually, free_port, get, request, tree, Running};
 
 fn tls_args(mode: &str, certs: &Certs) -> Vec<String> {
     let mut args = vec!["--tls".to_owned(), mode.to_owned()];
@@ -435,7 +435,6 @@ fn connects(addr: &str) -> bool {
 }
 
 #[test]
-#[allow(clippy::print_stderr)]
 fn three_machines_in_network_namespaces() {
     let s = site("tri");
     let exe = build_project(&s.project, "tri");

@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{self, descendants, eventually, get, request, Response};
-use crate::runserver::{start_echo, DevServer, FIRST_BUILD, REBUILD};
+use crate::support::devserver::{start_echo, DevServer, FIRST_BUILD, REBUILD};
+use crate::support::{self, descendants, eventually, get, request, Response};
 
 fn get_with(addr: &str, path: &str, extra: &str) -> Response {
     request(
@@ -345,7 +345,7 @@ fn no_livereload_leaves_pages_as_the_app_sent_them() {
 
 #[test]
 fn without_an_app_browsers_get_the_error_page_and_other_clients_text() {
-    let (tmp, dir) = helpers::generate("dp-nobuild");
+    let (tmp, dir) = support::generate("dp-nobuild");
     let main = dir.join("src/main.rs");
     let good = fs::read_to_string(&main).unwrap();
     fs::write(
@@ -442,6 +442,27 @@ fn the_host_check_blocks_dns_rebinding() {
     }
     let no_host = request(&server.addr, "GET /healthz HTTP/1.0\r\n\r\n").unwrap();
     assert_eq!(no_host.status, 400);
+    // Not hosts at all: a clear 400, and the server goes on (these once
+    // panicked the connection task).
+    for malformed in [
+        "[",
+        "[abc",
+        "[::1",
+        "[::1]evil.example",
+        "[::1]@evil.example",
+        "localhost@evil.example",
+        "localhost:99999999999",
+    ] {
+        let r = with_host(malformed);
+        assert_eq!(r.status, 400, "{malformed}");
+        assert!(r.text().contains("not a valid host"), "{}", r.text());
+    }
+    assert_eq!(with_host(&format!("localhost:{port}")).status, 200);
+    let stderr: Vec<String> = server.proc.stderr.try_iter().collect();
+    assert!(
+        !stderr.iter().any(|l| l.contains("panicked")),
+        "{stderr:#?}"
+    );
 }
 
 #[test]
@@ -501,13 +522,13 @@ fn websocket_upgrades_pass_through_both_ways() {
 
 #[test]
 fn quiet_silences_the_access_log() {
-    let (tmp, dir) = helpers::generate("dp-quiet");
-    let port = helpers::free_port();
-    let mut cmd = helpers::manage();
+    let (tmp, dir) = support::generate("dp-quiet");
+    let port = support::free_port();
+    let mut cmd = support::manage();
     cmd.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", helpers::shared_target_dir())
+        .env("CARGO_TARGET_DIR", support::shared_target_dir())
         .args(["-q", "runserver", &port.to_string()]);
-    let proc = helpers::Running::start(cmd);
+    let proc = support::Running::start(cmd);
     let addr = format!("127.0.0.1:{port}");
     let up = eventually(FIRST_BUILD, || {
         get(&addr, "/healthz").ok().filter(|r| r.status == 200)

@@ -1,7 +1,6 @@
 //! `manage runserver` against real cargo builds of generated projects.
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,81 +8,10 @@ use std::time::{Duration, Instant};
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-use crate::helpers::{
+use crate::support::devserver::{start_echo, DevServer, REBUILD};
+use crate::support::{
     self, descendants, eventually, free_port, get, manage, shared_target_dir, Running,
 };
-
-/// The first build in a test run compiles hyper and tokio; later ones wait
-/// for cargo's lock while other tests build.
-pub const FIRST_BUILD: Duration = Duration::from_secs(600);
-pub const REBUILD: Duration = Duration::from_secs(180);
-
-pub struct DevServer {
-    _tmp: tempfile::TempDir,
-    pub dir: PathBuf,
-    pub addr: String,
-    pub proc: Running,
-}
-
-impl DevServer {
-    pub fn start(name: &str, extra: &[&str]) -> DevServer {
-        let (tmp, dir) = helpers::generate(name);
-        Self::start_in(tmp, dir, extra, "Built in")
-    }
-
-    /// Starts runserver in an existing project and waits for `ready_line`.
-    pub fn start_in(
-        tmp: tempfile::TempDir,
-        dir: PathBuf,
-        extra: &[&str],
-        ready_line: &str,
-    ) -> DevServer {
-        let port = free_port();
-        let mut cmd = manage();
-        cmd.current_dir(&dir)
-            .env("CARGO_TARGET_DIR", shared_target_dir())
-            .arg("runserver")
-            .arg(port.to_string())
-            .args(extra);
-        let proc = Running::start(cmd);
-        proc.wait_for_line(ready_line, FIRST_BUILD);
-        DevServer {
-            _tmp: tmp,
-            dir,
-            addr: format!("127.0.0.1:{port}"),
-            proc,
-        }
-    }
-
-    pub fn edit(&self, rel: &str, from: &str, to: &str) {
-        let path = self.dir.join(rel);
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{rel} has no {from:?}");
-        fs::write(&path, text.replacen(from, to, 1)).unwrap();
-    }
-
-    pub fn title(&self) -> Option<String> {
-        let response = get(&self.addr, "/").ok()?;
-        (response.status == 200).then(|| title_of(&response.text()))
-    }
-
-    pub fn wait_for_title(&self, title: &str) {
-        let seen = eventually(REBUILD, || self.title().filter(|t| t == title));
-        assert!(
-            seen.is_some(),
-            "never served title {title:?}; last: {:?}",
-            self.title()
-        );
-    }
-}
-
-fn title_of(html: &str) -> String {
-    html.split("<title>")
-        .nth(1)
-        .and_then(|rest| rest.split("</title>").next())
-        .unwrap_or("")
-        .to_owned()
-}
 
 /// Alive and not a zombie waiting to be reaped.
 fn alive(pid: i32) -> bool {
@@ -372,7 +300,7 @@ fn sigkill_of_manage_leaves_no_orphans() {
 
 #[test]
 fn binding_a_public_address_warns_that_this_is_a_dev_server() {
-    let (_tmp, dir) = helpers::generate("rs-public");
+    let (_tmp, dir) = support::generate("rs-public");
     let port = free_port();
     let mut cmd = manage();
     cmd.current_dir(&dir)
@@ -426,7 +354,7 @@ fn refusals_are_clear() {
         ));
 
     // Bad addresses.
-    let (_t, dir) = helpers::generate("rs-refuse");
+    let (_t, dir) = support::generate("rs-refuse");
     manage()
         .current_dir(&dir)
         .args(["runserver", "not-a-port!"])
@@ -451,27 +379,11 @@ fn refusals_are_clear() {
         .stderr(predicate::str::contains("is already in use"));
 }
 
-/// A copy of the std-only echo app (not a generated project) in a temp dir.
-fn echo_app() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("echo-app");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/echo-app");
-    fs::create_dir_all(dir.join("src")).unwrap();
-    fs::copy(fixture.join("Cargo.toml"), dir.join("Cargo.toml")).unwrap();
-    fs::copy(fixture.join("src/main.rs"), dir.join("src/main.rs")).unwrap();
-    (tmp, dir)
-}
-
-pub fn start_echo() -> DevServer {
-    let (tmp, dir) = echo_app();
-    DevServer::start_in(tmp, dir, &[], "Built in")
-}
-
 #[test]
 fn requests_pass_through_with_forwarding_headers_and_without_hop_by_hop_ones() {
     let server = start_echo();
     let body = "hello body";
-    let response = helpers::request(
+    let response = support::request(
         &server.addr,
         &format!(
             "POST /echo?q=1 HTTP/1.1\r\nHost: localhost\r\nX-Custom: yes\r\n\

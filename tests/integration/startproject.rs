@@ -7,7 +7,7 @@ use std::time::Duration;
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-use crate::helpers::{self, build_project, cargo, get, manage, tree, Running};
+use crate::support::{self, build_project, cargo, get, manage, tree, Running};
 
 #[test]
 fn refused_names_say_why_and_write_nothing() {
@@ -246,7 +246,7 @@ fn a_template_error_names_the_file_and_writes_nothing() {
 
 #[test]
 fn generated_tree_snapshot() {
-    let (_tmp, dir) = helpers::generate("mysite");
+    let (_tmp, dir) = support::generate("mysite");
     insta::assert_snapshot!("startproject_tree", tree(&dir).join("\n"));
     insta::assert_snapshot!(
         "startproject_cargo_toml",
@@ -263,7 +263,7 @@ fn generated_tree_snapshot() {
 
 #[test]
 fn generated_project_builds_serves_and_stops_gracefully() {
-    let (_tmp, dir) = helpers::generate("hello-site");
+    let (_tmp, dir) = support::generate("hello-site");
 
     // Its own checks: no warnings under clippy -D warnings, its own test.
     let clippy = cargo(&dir)
@@ -316,7 +316,7 @@ fn generated_project_accepts_a_socket_from_systemd() {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
 
-    let (_tmp, dir) = helpers::generate("socket-site");
+    let (_tmp, dir) = support::generate("socket-site");
     let exe = build_project(&dir, "socket-site");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();

@@ -49,13 +49,24 @@ pub enum Outcome {
         fresh: bool,
         elapsed: Duration,
     },
-    Failed {
-        diagnostics: Vec<Diagnostic>,
-        /// Cargo's own error lines (manifest errors and the like).
-        cargo_errors: Vec<String>,
-        elapsed: Duration,
-    },
+    Failed(Failure),
     Cancelled,
+}
+
+/// A build that did not produce the executable.
+#[derive(Debug)]
+pub struct Failure {
+    pub diagnostics: Vec<Diagnostic>,
+    /// Cargo's own error lines (manifest errors and the like).
+    pub cargo_errors: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl Failure {
+    /// How many of the diagnostics are errors.
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error).count()
+    }
 }
 
 impl BuildSpec {
@@ -211,19 +222,19 @@ pub async fn build(
             fresh,
             elapsed,
         }),
-        (true, None) => Ok(Outcome::Failed {
+        (true, None) => Ok(Outcome::Failed(Failure {
             diagnostics,
             cargo_errors: vec![format!(
                 "cargo built `{}` but reported no executable for it",
                 spec.bin
             )],
             elapsed,
-        }),
-        (false, _) => Ok(Outcome::Failed {
+        })),
+        (false, _) => Ok(Outcome::Failed(Failure {
             diagnostics,
             cargo_errors,
             elapsed,
-        }),
+        })),
     }
 }
 

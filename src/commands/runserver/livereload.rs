@@ -1,5 +1,6 @@
 //! Live reload: the event channel every open tab listens to, and the
-//! script and banner injected into HTML pages.
+//! script and banner injected into HTML pages (what goes in, and which
+//! responses may be rewritten at all).
 //!
 //! One origin for everything: the events are server-sent events at
 //! `/__manage/events` on the same address as the app, so it works behind
@@ -21,7 +22,13 @@ use hyper::header::{self, HeaderValue};
 use hyper::Response;
 use tokio::sync::broadcast;
 
-use super::proxy::ProxyBody;
+use super::body::ProxyBody;
+
+/// HTML bodies up to this size get the live-reload script.
+const MAX_INJECT: u64 = 8 * 1024 * 1024;
+
+/// Stands for the serving build's generation in the rendered snippets.
+const GENERATION_MARK: &str = "__MANAGE_GENERATION__";
 
 /// Something every open tab should know.
 #[derive(Debug, Clone)]
@@ -115,6 +122,66 @@ fn encode(event: &Event) -> String {
     };
     // JSON keeps `data` on one line, as SSE needs.
     format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// What goes into HTML pages, rendered once at start-up: nothing or the
+/// live-reload script normally, the banner (and script) while the newest
+/// build is broken.
+pub struct Snippets {
+    normal: Option<String>,
+    banner: String,
+}
+
+impl Snippets {
+    pub fn new(livereload: bool) -> anyhow::Result<Snippets> {
+        let render = |banner: bool| {
+            crate::render::render_embedded(
+                "runserver/inject.html.jinja",
+                &minijinja::context! { livereload, banner, generation_mark => GENERATION_MARK },
+            )
+        };
+        Ok(Snippets {
+            normal: if livereload {
+                Some(render(false)?)
+            } else {
+                None
+            },
+            banner: render(true)?,
+        })
+    }
+
+    /// The snippet for a page of build `generation`, if it gets one. The
+    /// page tells its script which build it came from, so a swap before
+    /// the script connects still reloads it.
+    pub fn for_page(&self, banner: bool, generation: u64) -> Option<String> {
+        let snippet = if banner {
+            Some(self.banner.as_str())
+        } else {
+            self.normal.as_deref()
+        };
+        snippet.map(|s| s.replace(GENERATION_MARK, &generation.to_string()))
+    }
+}
+
+/// Whether a response is a complete, unencoded HTML page we may rewrite.
+pub fn injectable(parts: &hyper::http::response::Parts) -> bool {
+    let html = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    let identity = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.eq_ignore_ascii_case("identity"));
+    let bounded = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len <= MAX_INJECT);
+    html && identity && bounded && parts.status.is_success()
 }
 
 /// Inserts `snippet` before the last `</body>` (any case), or at the end.

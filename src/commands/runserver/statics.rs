@@ -10,12 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
-use super::proxy::{plain, ProxyBody};
+use super::body::{empty, full, plain, ProxyBody};
 
 pub struct Statics {
     /// URL prefix, always with a leading and a trailing `/`.
@@ -124,7 +122,7 @@ impl Statics {
         if not_modified {
             return builder
                 .status(StatusCode::NOT_MODIFIED)
-                .body(Empty::new().map_err(|never| match never {}).boxed())
+                .body(empty())
                 .expect("valid response");
         }
         let mime = mime_guess::from_path(&file).first_or_octet_stream();
@@ -141,17 +139,11 @@ impl Statics {
         if method == Method::HEAD {
             return builder
                 .header(header::CONTENT_LENGTH, meta.len())
-                .body(Empty::new().map_err(|never| match never {}).boxed())
+                .body(empty())
                 .expect("valid response");
         }
         match tokio::fs::read(&file).await {
-            Ok(bytes) => builder
-                .body(
-                    Full::new(Bytes::from(bytes))
-                        .map_err(|never| match never {})
-                        .boxed(),
-                )
-                .expect("valid response"),
+            Ok(bytes) => builder.body(full(bytes)).expect("valid response"),
             Err(_) => not_found(),
         }
     }

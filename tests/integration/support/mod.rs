@@ -1,4 +1,9 @@
-//! Shared helpers: running manage, generated projects, HTTP on loopback.
+//! What the test modules share: running manage, generated projects,
+//! processes and HTTP on loopback (here), the validators and machines of
+//! the deploy tests (`deploy`), a running dev server (`devserver`).
+
+pub mod deploy;
+pub mod devserver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

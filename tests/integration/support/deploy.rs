@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use assert_cmd::prelude::*;
 
-use crate::helpers::{self, manage};
+use super::{generate, manage};
 
 /// An executable on PATH (or in /usr/sbin, /sbin), or a failed test.
 pub fn tool(name: &str, package: &str) -> PathBuf {
@@ -265,7 +265,7 @@ pub struct Site {
 }
 
 pub fn site(name: &str) -> Site {
-    let (tmp, project) = helpers::generate(name);
+    let (tmp, project) = generate(name);
     let scratch = tmp.path().join("scratch");
     for dir in ["logs", "tmp", "static", "le/localhost"] {
         fs::create_dir_all(scratch.join(dir)).unwrap();

@@ -1,0 +1,161 @@
+//! The machines: the optional three-machine topology, the app's egress
+//! allow-list, and the layout computed from them (which machine runs what,
+//! who may talk to whom, and nginx's upstream of every app instance).
+
+use std::net::IpAddr;
+
+use super::super::checks::*;
+use super::super::context::{Addr, Host, Topology};
+use super::super::settings::Settings;
+
+/// The topology's addresses, checked: web, the app machines, db.
+pub type Machines = (IpAddr, Vec<IpAddr>, IpAddr);
+
+/// The networks the app instances may reach beyond the layout.
+pub fn egress(p: &mut Problems, s: &Settings) -> Vec<String> {
+    s.app_egress
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| network(p, &format!("app-egress[{i}]"), n))
+        .collect()
+}
+
+/// The topology's addresses, each valid and each machine's own; `None`
+/// for the one-machine layout or when an address is invalid.
+pub fn topology(p: &mut Problems, s: &Settings) -> Option<Machines> {
+    let t = s.topology.as_ref()?;
+    let web = ip(p, "topology.web", &t.web);
+    let db = ip(p, "topology.db", &t.db);
+    if t.app.is_empty() {
+        p.0.push("`topology.app` is empty: list the app machines' addresses".into());
+    }
+    let apps: Vec<Option<IpAddr>> = t
+        .app
+        .iter()
+        .enumerate()
+        .map(|(i, a)| ip(p, &format!("topology.app[{i}]"), a))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for a in web.iter().chain(db.iter()).chain(apps.iter().flatten()) {
+        if !seen.insert(*a) {
+            p.add(
+                "topology",
+                &a.to_string(),
+                "each machine needs an address of its own",
+            );
+        }
+    }
+    let apps: Option<Vec<IpAddr>> = apps.into_iter().collect();
+    Some((web?, apps?, db?))
+}
+
+pub fn addr(ip: IpAddr) -> Addr {
+    Addr {
+        address: ip.to_string(),
+        family: if ip.is_ipv4() { "ip" } else { "ip6" },
+        cidr: format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }),
+    }
+}
+
+pub fn socket_host(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_owned()
+    }
+}
+
+/// The machines of the layout, and every app instance's `host:port` for
+/// nginx. One machine runs web and app; with a topology, each machine gets
+/// its own directory and only the flows between them are allowed.
+pub fn layout(
+    topology: Option<Machines>,
+    ports: &[u16],
+    egress: &[String],
+) -> (Option<Topology>, Vec<Host>, Vec<String>) {
+    let localhost = "localhost".to_owned();
+    match topology {
+        None => {
+            let host = Host {
+                name: String::new(),
+                label: "this machine".into(),
+                dir: String::new(),
+                address: String::new(),
+                roles: vec!["web", "app"],
+                web: true,
+                app: true,
+                db: false,
+                bind: "127.0.0.1".into(),
+                bind_socket: "127.0.0.1".into(),
+                allow_in: vec![localhost.clone()],
+                allow_service: [localhost.clone()]
+                    .into_iter()
+                    .chain(egress.iter().cloned())
+                    .collect(),
+            };
+            let upstreams = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+            (None, vec![host], upstreams)
+        }
+        Some((web, apps, db)) => {
+            let mut hosts = vec![Host {
+                name: "web-1".into(),
+                label: "web-1".into(),
+                dir: "web-1/".into(),
+                address: web.to_string(),
+                roles: vec!["web"],
+                web: true,
+                app: false,
+                db: false,
+                bind: String::new(),
+                bind_socket: String::new(),
+                allow_in: Vec::new(),
+                allow_service: Vec::new(),
+            }];
+            let mut upstreams = Vec::new();
+            for (i, a) in apps.iter().enumerate() {
+                let name = format!("app-{}", i + 1);
+                let bind = a.to_string();
+                for port in ports {
+                    upstreams.push(format!("{}:{port}", socket_host(&bind)));
+                }
+                hosts.push(Host {
+                    label: name.clone(),
+                    dir: format!("{name}/"),
+                    name,
+                    address: bind.clone(),
+                    roles: vec!["app"],
+                    web: false,
+                    app: true,
+                    db: false,
+                    bind_socket: socket_host(&bind),
+                    bind,
+                    allow_in: vec![web.to_string()],
+                    allow_service: [web.to_string(), db.to_string(), localhost.clone()]
+                        .into_iter()
+                        .chain(egress.iter().cloned())
+                        .collect(),
+                });
+            }
+            hosts.push(Host {
+                name: "db-1".into(),
+                label: "db-1".into(),
+                dir: "db-1/".into(),
+                address: db.to_string(),
+                roles: vec!["db"],
+                web: false,
+                app: false,
+                db: true,
+                bind: String::new(),
+                bind_socket: String::new(),
+                allow_in: Vec::new(),
+                allow_service: Vec::new(),
+            });
+            let topology = Topology {
+                web: addr(web),
+                apps: apps.into_iter().map(addr).collect(),
+                db: addr(db),
+            };
+            (Some(topology), hosts, upstreams)
+        }
+    }
+}

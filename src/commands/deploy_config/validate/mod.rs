@@ -1,0 +1,202 @@
+//! Raw settings in, a typed and fully validated template context out.
+//!
+//! Every value that reaches a template passes through here, because the
+//! templates paste values into nginx, systemd, nftables, PostgreSQL and shell
+//! syntax without escaping. Each value goes through a check of its kind
+//! (`checks`); all problems are collected and reported together, and the
+//! context is built only when there are none.
+
+mod layout;
+mod ports;
+mod service;
+mod web;
+
+use super::checks::Problems;
+use super::context::{Context, COMPRESS_TYPES};
+use super::settings::Settings;
+
+/// The outcome: a context, or every problem found. Warnings are for
+/// values that are valid but weaker than the default.
+pub struct Validated {
+    pub context: Context,
+    pub warnings: Vec<String>,
+}
+
+/// Validates everything; `name` is the cargo package name (already valid).
+///
+/// Each part of the context has its function; they run in the order of
+/// the settings' documentation, so problems are reported in that order.
+pub fn validate(
+    name: &str,
+    s: &Settings,
+    shared: &crate::settings::Settings,
+) -> Result<Validated, Problems> {
+    let mut p = Problems::default();
+    let mut warnings = Vec::new();
+    let crate_name = name.replace('-', "_");
+
+    let domains = web::domains(&mut p, s);
+    let (tls, hsts) = web::tls(&mut p, &mut warnings, s, &domains);
+    let ports = ports::ports(&mut p, &mut warnings, s, tls.enabled);
+    let paths = service::paths(&mut p, s, name, &crate_name, shared);
+    let limits = web::limits(&mut p, s);
+    let nginx = web::nginx(&mut p, s, &ports);
+    let db = service::database(&mut p, s, &crate_name, ports.db);
+    let egress = layout::egress(&mut p, s);
+    let machines = layout::topology(&mut p, s);
+
+    if !p.0.is_empty() {
+        return Err(p);
+    }
+
+    let (topology, hosts, upstreams) = layout::layout(machines, &ports.instances, &egress);
+    let context = Context {
+        name: name.to_owned(),
+        ident: crate_name,
+        manage_version: env!("CARGO_PKG_VERSION"),
+        domains,
+        tls,
+        hsts,
+        ports: ports.instances,
+        upstreams,
+        user: paths.user,
+        prefix: paths.prefix,
+        binary: paths.binary,
+        env_file: paths.env_file,
+        env_dir: paths.env_dir,
+        static_root: paths.static_root,
+        static_url: paths.static_url,
+        health_path: paths.health_path,
+        client_max_body_size: limits.client_max_body_size,
+        proxy_connect_timeout: limits.proxy_connect_timeout,
+        proxy_read_timeout: limits.proxy_read_timeout,
+        rate_limit: limits.rate_limit,
+        rate_limit_burst: limits.rate_limit_burst,
+        compress_types: COMPRESS_TYPES,
+        nginx,
+        ssh_port: ports.ssh,
+        db,
+        topology,
+        hosts,
+    };
+    Ok(Validated { context, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(s: &Settings) -> Vec<String> {
+        match validate("site", s, &Default::default()) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.0,
+        }
+    }
+
+    fn base() -> Settings {
+        Settings {
+            domains: vec!["example.com".into()],
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_hardened() {
+        let v = validate("site", &base(), &Default::default()).unwrap_or_else(|p| panic!("{:?}", p.0));
+        let c = v.context;
+        assert_eq!(c.tls.mode, "letsencrypt");
+        assert!(c.hsts.enabled);
+        assert_eq!(c.ports, [8001, 8002]);
+        assert_eq!(c.upstreams, ["127.0.0.1:8001", "127.0.0.1:8002"]);
+        assert_eq!(
+            c.tls.certificate,
+            "/etc/letsencrypt/live/example.com/fullchain.pem"
+        );
+        assert!(!c.nginx.http2_directive);
+        assert!(c.nginx.session_tickets_off);
+        assert!(!c.nginx.ecdh_curve.contains("MLKEM"));
+        assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+    }
+
+    #[test]
+    fn version_gates() {
+        let mut s = base();
+        s.nginx_version = "1.25.1".into();
+        s.openssl_version = "3.5".into();
+        let c = validate("site", &s, &Default::default()).ok().unwrap().context;
+        assert!(c.nginx.http2_directive);
+        assert!(!c.nginx.session_tickets_off);
+        assert!(c.nginx.ecdh_curve.starts_with("?X25519MLKEM768:"));
+        s.nginx_version = "1.18".into();
+        assert!(problems(&s)[0].contains("1.19.4"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_setting_and_character() {
+        let mut s = base();
+        s.domains = vec!["ok.example".into(), "evil.com;".into(), "a b".into()];
+        s.user = Some("ro{ot".into());
+        s.static_root = Some("relative/dir".into());
+        s.proxy_read_timeout = "60s\nevil".into();
+        s.base_port = 70000;
+        let all = problems(&s);
+        assert_eq!(all.len(), 6, "{all:#?}");
+        assert!(
+            all[0].starts_with("`domains[1]` = `evil.com;`: `;`"),
+            "{}",
+            all[0]
+        );
+        assert!(
+            all[1].contains("`domains[2]`") && all[1].contains("a space"),
+            "{}",
+            all[1]
+        );
+        assert!(all
+            .iter()
+            .any(|m| m.contains("`base-port`") && m.contains("65535")));
+        assert!(all
+            .iter()
+            .any(|m| m.contains("`user`") && m.contains("`{`")));
+        assert!(all
+            .iter()
+            .any(|m| m.contains("`static-root`") && m.contains("absolute")));
+        assert!(all
+            .iter()
+            .any(|m| m.contains("`proxy-read-timeout`") && m.contains("a newline")));
+    }
+
+    #[test]
+    fn topology_addresses_are_checked() {
+        let mut s = base();
+        s.topology = Some(crate::commands::deploy_config::settings::Topology {
+            web: "10.0.0.10".into(),
+            app: vec!["10.0.0.20".into(), "10.0.0.10".into(), "nope".into()],
+            db: "10.0.0.300".into(),
+        });
+        let all = problems(&s);
+        assert!(
+            all.iter().any(|m| m.starts_with("`topology.db`")),
+            "{all:#?}"
+        );
+        assert!(
+            all.iter().any(|m| m.starts_with("`topology.app[2]`")),
+            "{all:#?}"
+        );
+        assert!(
+            all.iter().any(|m| m.contains("an address of its own")),
+            "{all:#?}"
+        );
+    }
+
+    #[test]
+    fn custom_tls_needs_both_paths() {
+        let mut s = base();
+        s.tls = "custom".into();
+        s.tls_certificate = Some("/etc/ssl/x.pem".into());
+        let all = problems(&s);
+        assert_eq!(
+            all,
+            ["`tls-certificate-key` is required with `tls = \"custom\"`"]
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! The app as a service: the user it runs as, where its files live, and
+//! the database it owns. Defaults derive from the package name.
+
+use super::super::checks::*;
+use super::super::context::Db;
+use super::super::settings::Settings;
+
+/// The service user and every path of the app on the machine.
+pub struct Paths {
+    pub user: String,
+    pub prefix: String,
+    pub binary: String,
+    pub env_file: String,
+    /// The directory holding `env_file`, which install.sh creates.
+    pub env_dir: String,
+    pub static_root: String,
+    pub static_url: String,
+    /// What install.sh asks each instance before it counts as ready.
+    pub health_path: String,
+}
+
+pub fn paths(
+    p: &mut Problems,
+    s: &Settings,
+    name: &str,
+    crate_name: &str,
+    shared: &crate::settings::Settings,
+) -> Paths {
+    let user = user_name(p, "user", s.user.as_deref().unwrap_or(crate_name)).unwrap_or_default();
+    let default_prefix = format!("/opt/{name}");
+    let prefix =
+        abs_path(p, "prefix", s.prefix.as_deref().unwrap_or(&default_prefix)).unwrap_or_default();
+    let default_binary = format!("{prefix}/bin/{name}");
+    let binary =
+        abs_path(p, "binary", s.binary.as_deref().unwrap_or(&default_binary)).unwrap_or_default();
+    let default_env = format!("/etc/{name}/env");
+    let env_file =
+        abs_path(p, "env-file", s.env_file.as_deref().unwrap_or(&default_env)).unwrap_or_default();
+    let env_dir = match env_file.rsplit_once('/') {
+        Some(("", _)) | None => "/".to_owned(),
+        Some((dir, _)) => dir.to_owned(),
+    };
+    if env_dir == "/" && !env_file.is_empty() {
+        p.add(
+            "env-file",
+            &env_file,
+            "must be in a directory of its own, like `/etc/NAME/env`",
+        );
+    }
+    let default_static = format!("{prefix}/static");
+    let static_root = abs_path(
+        p,
+        "static-root",
+        s.static_root.as_deref().unwrap_or(&default_static),
+    )
+    .unwrap_or_default();
+    let static_url = url_path(
+        p,
+        "static-url",
+        s.static_url.as_deref().unwrap_or(
+            shared
+                .static_url
+                .as_deref()
+                .unwrap_or(crate::settings::DEFAULT_STATIC_URL),
+        ),
+    )
+    .unwrap_or_default();
+    // `health-path` of [package.metadata.manage], shared with runserver.
+    // Without one, any answer to `/` shows that the app is up.
+    let health_path = match &shared.health_path {
+        Some(path) => request_path(p, "health-path", path).unwrap_or_default(),
+        None => "/".into(),
+    };
+    Paths {
+        user,
+        prefix,
+        binary,
+        env_file,
+        env_dir,
+        static_root,
+        static_url,
+        health_path,
+    }
+}
+
+/// The PostgreSQL database and role; `port` was checked with the others.
+pub fn database(p: &mut Problems, s: &Settings, crate_name: &str, port: u16) -> Db {
+    let name = sql_ident(p, "db-name", s.db_name.as_deref().unwrap_or(crate_name));
+    let user = sql_ident(p, "db-user", s.db_user.as_deref().unwrap_or(crate_name));
+    Db {
+        port,
+        name: name.unwrap_or_default(),
+        user: user.unwrap_or_default(),
+    }
+}

@@ -1,0 +1,97 @@
+//! A running `manage runserver` for the runserver, devproxy and browser
+//! tests: a generated project (or the std-only echo app) served on a free
+//! loopback port.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{eventually, free_port, generate, get, manage, shared_target_dir, Running};
+
+/// The first build in a test run compiles hyper and tokio; later ones wait
+/// for cargo's lock while other tests build.
+pub const FIRST_BUILD: Duration = Duration::from_secs(600);
+pub const REBUILD: Duration = Duration::from_secs(180);
+
+pub struct DevServer {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub addr: String,
+    pub proc: Running,
+}
+
+impl DevServer {
+    pub fn start(name: &str, extra: &[&str]) -> DevServer {
+        let (tmp, dir) = generate(name);
+        Self::start_in(tmp, dir, extra, "Built in")
+    }
+
+    /// Starts runserver in an existing project and waits for `ready_line`.
+    pub fn start_in(
+        tmp: tempfile::TempDir,
+        dir: PathBuf,
+        extra: &[&str],
+        ready_line: &str,
+    ) -> DevServer {
+        let port = free_port();
+        let mut cmd = manage();
+        cmd.current_dir(&dir)
+            .env("CARGO_TARGET_DIR", shared_target_dir())
+            .arg("runserver")
+            .arg(port.to_string())
+            .args(extra);
+        let proc = Running::start(cmd);
+        proc.wait_for_line(ready_line, FIRST_BUILD);
+        DevServer {
+            _tmp: tmp,
+            dir,
+            addr: format!("127.0.0.1:{port}"),
+            proc,
+        }
+    }
+
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let path = self.dir.join(rel);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{rel} has no {from:?}");
+        fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    pub fn title(&self) -> Option<String> {
+        let response = get(&self.addr, "/").ok()?;
+        (response.status == 200).then(|| title_of(&response.text()))
+    }
+
+    pub fn wait_for_title(&self, title: &str) {
+        let seen = eventually(REBUILD, || self.title().filter(|t| t == title));
+        assert!(
+            seen.is_some(),
+            "never served title {title:?}; last: {:?}",
+            self.title()
+        );
+    }
+}
+
+fn title_of(html: &str) -> String {
+    html.split("<title>")
+        .nth(1)
+        .and_then(|rest| rest.split("</title>").next())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A copy of the std-only echo app (not a generated project) in a temp dir.
+fn echo_app() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("echo-app");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/echo-app");
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::copy(fixture.join("Cargo.toml"), dir.join("Cargo.toml")).unwrap();
+    fs::copy(fixture.join("src/main.rs"), dir.join("src/main.rs")).unwrap();
+    (tmp, dir)
+}
+
+pub fn start_echo() -> DevServer {
+    let (tmp, dir) = echo_app();
+    DevServer::start_in(tmp, dir, &[], "Built in")
+}
