@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod deploy_config;
 mod deploy_live;
+mod deploy_systemd;
 mod devproxy;
 mod runserver;
 mod startproject;

@@ -102,7 +102,8 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_hardened() {
-        let v = validate("site", &base(), &Default::default()).unwrap_or_else(|p| panic!("{:?}", p.0));
+        let v =
+            validate("site", &base(), &Default::default()).unwrap_or_else(|p| panic!("{:?}", p.0));
         let c = v.context;
         assert_eq!(c.tls.mode, "letsencrypt");
         assert!(c.hsts.enabled);
@@ -123,7 +124,10 @@ mod tests {
         let mut s = base();
         s.nginx_version = "1.25.1".into();
         s.openssl_version = "3.5".into();
-        let c = validate("site", &s, &Default::default()).ok().unwrap().context;
+        let c = validate("site", &s, &Default::default())
+            .ok()
+            .unwrap()
+            .context;
         assert!(c.nginx.http2_directive);
         assert!(!c.nginx.session_tickets_off);
         assert!(c.nginx.ecdh_curve.starts_with("?X25519MLKEM768:"));

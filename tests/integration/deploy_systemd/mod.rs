@@ -1,0 +1,250 @@
+//! deploy-config on a real systemd (#10): a fresh `startproject` project,
+//! built `--release`, installed by its own install.sh on a minimal Debian 12
+//! booted in a container; its instances socket-activated behind nginx, and
+//! restarts under load that fail no request.
+
+mod container;
+
+use std::fs;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use container::{debian_tree, Container};
+
+use crate::support::deploy::site;
+use crate::support::{cargo, eventually, shared_target_dir};
+
+const NAME: &str = "shop";
+const PORTS: [u16; 2] = [8001, 8002];
+
+/// What wrk reports for one run.
+#[derive(Debug, Default)]
+struct Load {
+    requests: u64,
+    non_2xx: u64,
+    socket_errors: String,
+    latency_max: String,
+    text: String,
+}
+
+/// wrk inside the container against nginx on its loopback, for `seconds`.
+fn start_load(c: &Container, seconds: u32) -> Child {
+    c.command("wrk")
+        .args(["-t2", "-c8", &format!("-d{seconds}s"), "--latency"])
+        .args(["-H", "Host: localhost", "http://127.0.0.1:80/"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wrk in the container")
+}
+
+fn finish_load(wrk: Child) -> Load {
+    let out = wrk.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "wrk failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut load = Load {
+        text: text.clone(),
+        ..Load::default()
+    };
+    for line in text.lines().map(str::trim) {
+        if let Some((n, _)) = line.split_once(" requests in ") {
+            load.requests = n.trim().parse().unwrap();
+        } else if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            load.non_2xx = n.trim().parse().unwrap();
+        } else if let Some(errors) = line.strip_prefix("Socket errors:") {
+            load.socket_errors = errors.trim().to_owned();
+        } else if let Some(stats) = line.strip_prefix("Latency ") {
+            if load.latency_max.is_empty() {
+                load.latency_max = stats.split_whitespace().nth(2).unwrap_or("").to_owned();
+            }
+        }
+    }
+    assert!(load.requests > 0, "no requests counted:\n{text}");
+    load
+}
+
+/// Status of the health path asked of one instance directly.
+fn instance_health(c: &Container, port: u16) -> bool {
+    c.sh(&format!(
+        "curl -fsS --max-time 5 http://127.0.0.1:{port}/healthz"
+    ))
+    .status
+    .success()
+}
+
+fn through_nginx(c: &Container, path: &str) -> String {
+    c.sh_ok(&format!(
+        "curl -sS --max-time 10 -o /dev/null -w '%{{http_code}}' -H 'Host: localhost' http://127.0.0.1:80{path}"
+    ))
+}
+
+/// The nginx errors of the last run, counted by kind.
+fn nginx_errors(c: &Container) -> String {
+    c.sh_ok(
+        "cut -d' ' -f6- /var/log/nginx/error.log | sed 's/, client.*//; s/^\\*[0-9]* //' | sort | uniq -c | sort -rn; : > /var/log/nginx/error.log",
+    )
+}
+
+#[test]
+fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_request() {
+    let tree = debian_tree();
+    let s = site(NAME);
+    let build = cargo(&s.project)
+        .args(["build", "--release", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "cargo build --release:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let exe = shared_target_dir().join("release").join(NAME);
+
+    let c = Container::boot(&tree, "one");
+    let deploy = c.rootfs().join("root/deploy");
+    // The defaults of a real site, except: plain HTTP (wrk has no CA for a
+    // test certificate) and a rate limit above what one wrk client sends.
+    s.deploy(
+        &deploy,
+        &[
+            "--domain",
+            "localhost",
+            "--tls",
+            "off",
+            "--rate-limit",
+            "1000000r/s",
+            "--rate-limit-burst",
+            "100000",
+        ]
+        .map(String::from),
+    );
+    fs::copy(&exe, deploy.join(NAME)).unwrap();
+    let copy = std::process::Command::new("cp")
+        .arg("-R")
+        .arg(s.project.join("static"))
+        .arg(&deploy)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+
+    // Installed from nothing on a minimal Debian: packages, app, nginx,
+    // firewall. A second run changes nothing and says so.
+    let started = Instant::now();
+    let first = c.sh_ok("cd /root/deploy && ./install.sh");
+    eprintln!("install.sh (first run) took {:.1?}", started.elapsed());
+    assert!(
+        first.contains("==> done: this machine is set up;"),
+        "{first}"
+    );
+    let second = c.sh_ok("cd /root/deploy && ./install.sh");
+    assert!(
+        second.contains("==> done: this machine was already set up; nothing changed"),
+        "{second}"
+    );
+
+    // Each instance is socket-activated and answers through nginx.
+    for port in PORTS {
+        let env = c.sh_ok(&format!(
+            "tr '\\0' '\\n' < /proc/$(systemctl show -P MainPID {NAME}@{port}.service)/environ"
+        ));
+        assert!(env.lines().any(|l| l == "LISTEN_FDS=1"), "{port}: {env}");
+    }
+    assert_eq!(through_nginx(&c, "/healthz"), "200");
+    assert_eq!(through_nginx(&c, "/static/css/site.css"), "200");
+    assert_eq!(
+        c.sh_ok(&format!(
+            "curl -sS -H 'Host: localhost' http://127.0.0.1:80/ | grep -c '{NAME} is running'"
+        ))
+        .trim(),
+        "1"
+    );
+    let security = c.sh_ok(&format!(
+        "systemd-analyze security --no-pager {NAME}@{}.service | tail -1",
+        PORTS[0]
+    ));
+    let exposure: f64 = security
+        .split(':')
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{security}"));
+    assert!(exposure <= 1.1, "{security}");
+    nginx_errors(&c);
+
+    // Under load through nginx: each instance restarted in turn, three
+    // times, each restart waiting for the instance to answer again; then
+    // one instance killed outright.
+    let wrk = start_load(&c, 12);
+    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..3 {
+        for port in PORTS {
+            c.sh_ok(&format!("systemctl restart {NAME}@{port}.service"));
+            eventually(Duration::from_secs(10), || {
+                instance_health(&c, port).then_some(())
+            })
+            .unwrap_or_else(|| panic!("{NAME}@{port} did not come back"));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    c.sh_ok(&format!(
+        "systemctl kill -s KILL {NAME}@{}.service",
+        PORTS[0]
+    ));
+    let load = finish_load(wrk);
+    let errors = nginx_errors(&c);
+    eprintln!(
+        "six restarts and a SIGKILL under wrk -c8: {} requests, {} non-2xx, socket errors: {}, longest {}\nnginx:\n{errors}",
+        load.requests,
+        load.non_2xx,
+        if load.socket_errors.is_empty() { "none" } else { &load.socket_errors },
+        load.latency_max
+    );
+    assert_eq!(load.non_2xx, 0, "{}\nnginx:\n{errors}", load.text);
+    assert!(
+        load.socket_errors.is_empty(),
+        "{}\nnginx:\n{errors}",
+        load.text
+    );
+    // The killed instance is back (systemd restarts it after RestartSec).
+    eventually(Duration::from_secs(10), || {
+        (c.sh(&format!(
+            "systemctl is-active --quiet {NAME}@{}.service",
+            PORTS[0]
+        ))
+        .status
+        .success()
+            && instance_health(&c, PORTS[0]))
+        .then_some(())
+    })
+    .expect("the killed instance is restarted");
+
+    // A new release through install.sh under load: it restarts the
+    // instances one at a time, each after the one before answers.
+    let mut binary = fs::read(deploy.join(NAME)).unwrap();
+    binary.extend_from_slice(b"\0new release");
+    fs::write(deploy.join(NAME), binary).unwrap();
+    let wrk = start_load(&c, 6);
+    std::thread::sleep(Duration::from_secs(1));
+    let third = c.sh_ok("cd /root/deploy && ./install.sh");
+    for port in PORTS {
+        assert!(
+            third.contains(&format!("restarted {NAME}@{port}")),
+            "{third}"
+        );
+    }
+    let load = finish_load(wrk);
+    let errors = nginx_errors(&c);
+    eprintln!(
+        "install.sh with a new release under wrk -c8: {} requests, {} non-2xx, socket errors: {}, longest {}",
+        load.requests,
+        load.non_2xx,
+        if load.socket_errors.is_empty() { "none" } else { &load.socket_errors },
+        load.latency_max
+    );
+    assert_eq!(load.non_2xx, 0, "{}\nnginx:\n{errors}", load.text);
+    assert!(load.socket_errors.is_empty(), "{}", load.text);
+}
