@@ -73,6 +73,7 @@ impl Lock {
 }
 
 /// The cached Debian 12 tree (built once: about 45 s).
+#[allow(clippy::print_stderr)] // how long the build took, for whoever watches
 pub fn debian_tree() -> PathBuf {
     let mirror = mirror();
     let mut parts = vec![SUITE, INCLUDE, mirror.as_str()];
