@@ -239,14 +239,22 @@ impl Container {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let state = container.sh("timeout 60 systemctl is-system-running --wait");
-        let state = String::from_utf8_lossy(&state.stdout).trim().to_owned();
-        assert!(
-            state == "running" || state == "degraded",
-            "the container did not finish booting: {state}\n{}",
+        // Until its bus is up, systemctl in the container fails at once.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut state = String::new();
+        while Instant::now() < deadline {
+            let out = container.sh("systemctl is-system-running");
+            state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if state == "running" || state == "degraded" {
+                return container;
+            }
+            state.push_str(&String::from_utf8_lossy(&out.stderr));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "the container did not finish booting within 60 s: {state}\n{}",
             String::from_utf8_lossy(&container.sh("systemctl --failed --no-pager").stdout)
         );
-        container
     }
 
     /// The container's file system, as this machine sees it.
