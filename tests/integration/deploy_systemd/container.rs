@@ -32,6 +32,7 @@ const PREFETCH: &[&str] = &[
     "libnginx-mod-http-brotli-static",
     "nftables",
     "logrotate",
+    "postgresql",
 ];
 const SUITE: &str = "bookworm";
 
@@ -83,6 +84,16 @@ pub fn debian_tree() -> PathBuf {
     let _lock = Lock::take(&dir.with_extension("lock"));
     if dir.join(".complete").is_file() {
         return dir;
+    }
+    // Trees of older package lists are of no more use.
+    for entry in fs::read_dir(&base).unwrap().flatten() {
+        let stale = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("debian12-")
+            && !name.starts_with(&format!("debian12-{:016x}", key(&parts)))
+        {
+            let _ = fs::remove_dir_all(&stale).or_else(|_| fs::remove_file(&stale));
+        }
     }
     let partial = dir.with_extension("partial");
     let _ = fs::remove_dir_all(&partial);
@@ -161,8 +172,15 @@ pub struct Container {
 }
 
 impl Container {
-    /// Boots a copy of `tree`; `name` is short and unique in this run.
+    /// Boots a copy of `tree` with a network of its own holding only
+    /// loopback; `name` is short and unique in this run.
     pub fn boot(tree: &Path, name: &str) -> Container {
+        Container::boot_in(tree, name, None)
+    }
+
+    /// Boots a copy of `tree` in the network namespace `netns` (made with
+    /// `ip netns add`), or in one of its own with only loopback.
+    pub fn boot_in(tree: &Path, name: &str, netns: Option<&str>) -> Container {
         let name = format!("mg{}{name}", std::process::id());
         let root = tempfile::Builder::new()
             .prefix("container-")
@@ -192,9 +210,12 @@ impl Container {
             .arg(tool("systemd-nspawn", "systemd-container"))
             .arg("-D")
             .arg(&rootfs)
+            .arg(match netns {
+                Some(ns) => format!("--network-namespace-path=/run/netns/{ns}"),
+                None => "--private-network".to_owned(),
+            })
             .args([
                 "--boot",
-                "--private-network",
                 // Without these, IPAddressDeny= in the units cannot work.
                 "--system-call-filter=bpf",
                 "--console=passive",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use container::{debian_tree, Container};
 
-use crate::support::deploy::site;
+use crate::support::deploy::{site, Netns};
 use crate::support::{cargo, eventually, shared_target_dir};
 
 const NAME: &str = "shop";
@@ -146,6 +146,27 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
         "{second}"
     );
 
+    // nginx files that nginx -t refuses: install.sh fails saying so, and
+    // the files in force stay the previous ones.
+    let http_conf = deploy.join(format!("nginx/{NAME}/sites/http.conf"));
+    let good = fs::read_to_string(&http_conf).unwrap();
+    fs::write(&http_conf, format!("{good}\nthis_is_not_a_directive on;\n")).unwrap();
+    let refused = c.sh("cd /root/deploy && ./install.sh");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("nginx -t refused the new configuration"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read_to_string(c.rootfs().join(format!("etc/nginx/{NAME}/sites/http.conf"))).unwrap(),
+        good
+    );
+    assert_eq!(through_nginx(&c, "/healthz"), "200");
+    fs::write(&http_conf, good).unwrap();
+    let again = c.sh_ok("cd /root/deploy && ./install.sh");
+    assert!(again.contains("nothing changed"), "{again}");
+
     // Each instance is socket-activated and answers through nginx.
     for port in PORTS {
         let env = c.sh_ok(&format!(
@@ -162,17 +183,8 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
         .trim(),
         "1"
     );
-    let security = c.sh_ok(&format!(
-        "systemd-analyze security --no-pager {NAME}@{}.service | tail -1",
-        PORTS[0]
-    ));
-    let exposure: f64 = security
-        .split(':')
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{security}"));
-    assert!(exposure <= 1.1, "{security}");
+    let level = exposure(&c, &format!("{NAME}@{}.service", PORTS[0]));
+    assert!(level <= 1.1, "exposure {level}");
     nginx_errors(&c);
 
     // Under load through nginx: each instance restarted in turn, three
@@ -247,4 +259,184 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
     );
     assert_eq!(load.non_2xx, 0, "{}\nnginx:\n{errors}", load.text);
     assert!(load.socket_errors.is_empty(), "{}", load.text);
+}
+
+/// `systemd-analyze security`'s overall exposure of a unit in `c`.
+fn exposure(c: &Container, unit: &str) -> f64 {
+    let line = c.sh_ok(&format!(
+        "systemd-analyze security --no-pager {unit} | tail -1"
+    ));
+    line.split(':')
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+#[test]
+fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_request() {
+    let tree = debian_tree();
+    let s = site(NAME);
+    let build = cargo(&s.project)
+        .args(["build", "--release", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "cargo build --release:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let exe = shared_target_dir().join("release").join(NAME);
+
+    // One private subnet between the four machines, on a bridge in a
+    // namespace of its own; nothing reaches this machine's network.
+    let (web_ip, app_ips, db_ip) = (
+        "10.231.78.10",
+        ["10.231.78.20", "10.231.78.21"],
+        "10.231.78.30",
+    );
+    let mut net = Netns::with_prefix("ms");
+    let machines = [
+        ("web-1", "web", web_ip),
+        ("app-1", "app1", app_ips[0]),
+        ("app-2", "app2", app_ips[1]),
+        ("db-1", "db", db_ip),
+    ];
+    let namespaces: Vec<String> = machines
+        .iter()
+        .map(|(_, short, ip)| net.add_machine(short, ip))
+        .collect();
+
+    let out = s.scratch.join("out");
+    s.deploy(
+        &out,
+        &[
+            "--domain",
+            "localhost",
+            "--tls",
+            "off",
+            "--rate-limit",
+            "1000000r/s",
+            "--rate-limit-burst",
+            "100000",
+            "--web",
+            web_ip,
+            "--app",
+            &app_ips.join(","),
+            "--db",
+            db_ip,
+        ]
+        .map(String::from),
+    );
+
+    // Declared after `net`, so the containers stop before the namespaces go.
+    let containers: Vec<Container> = machines
+        .iter()
+        .zip(&namespaces)
+        .map(|((dir, short, _), ns)| {
+            let c = Container::boot_in(&tree, short, Some(ns));
+            let deploy = c.rootfs().join("root/deploy");
+            let copy = std::process::Command::new("cp")
+                .arg("-R")
+                .arg(out.join(dir))
+                .arg(&deploy)
+                .status()
+                .unwrap();
+            assert!(copy.success());
+            if dir.starts_with("app") {
+                fs::copy(&exe, deploy.join(NAME)).unwrap();
+            }
+            if dir.starts_with("web") {
+                let copy = std::process::Command::new("cp")
+                    .arg("-R")
+                    .arg(s.project.join("static"))
+                    .arg(&deploy)
+                    .status()
+                    .unwrap();
+                assert!(copy.success());
+            }
+            c
+        })
+        .collect();
+    let [web, app1, app2, db] = [
+        &containers[0],
+        &containers[1],
+        &containers[2],
+        &containers[3],
+    ];
+
+    // db first, then the apps, then web: each by its own install.sh, twice.
+    for c in [db, app1, app2, web] {
+        let first = c.sh_ok("cd /root/deploy && ./install.sh");
+        assert!(first.contains("is set up;"), "{first}");
+        let second = c.sh_ok("cd /root/deploy && ./install.sh");
+        assert!(second.contains("nothing changed"), "{}: {second}", c.name);
+    }
+    assert_eq!(through_nginx(web, "/healthz"), "200");
+    for app in [app1, app2] {
+        let level = exposure(app, &format!("{NAME}@{}.service", PORTS[0]));
+        assert!(level <= 1.2, "{}: exposure {level}", app.name);
+    }
+    // PostgreSQL answers the app machines only.
+    let pg = |c: &Container| {
+        c.sh(&format!(
+            "timeout 3 bash -c 'exec 3<>/dev/tcp/{db_ip}/5432'"
+        ))
+        .status
+        .success()
+    };
+    assert!(pg(app1), "app-1 cannot reach PostgreSQL");
+    assert!(!pg(web), "web reached PostgreSQL");
+    nginx_errors(web);
+
+    // Under load through web: every instance on both app machines restarted
+    // in turn, each after the one before answers; then one killed.
+    let wrk = start_load(web, 10);
+    std::thread::sleep(Duration::from_secs(1));
+    for (app, ip) in [(app1, app_ips[0]), (app2, app_ips[1])] {
+        for port in PORTS {
+            app.sh_ok(&format!("systemctl restart {NAME}@{port}.service"));
+            eventually(Duration::from_secs(10), || {
+                app.sh(&format!(
+                    "curl -fsS --max-time 5 http://{ip}:{port}/healthz"
+                ))
+                .status
+                .success()
+                .then_some(())
+            })
+            .unwrap_or_else(|| panic!("{}: {NAME}@{port} did not come back", app.name));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    app2.sh_ok(&format!(
+        "systemctl kill -s KILL {NAME}@{}.service",
+        PORTS[1]
+    ));
+    let load = finish_load(wrk);
+    let errors = nginx_errors(web);
+    eprintln!(
+        "three machines, four restarts and a SIGKILL under wrk -c8: {} requests, {} non-2xx, socket errors: {}, longest {}\nnginx:\n{errors}",
+        load.requests,
+        load.non_2xx,
+        if load.socket_errors.is_empty() { "none" } else { &load.socket_errors },
+        load.latency_max
+    );
+    assert_eq!(load.non_2xx, 0, "{}\nnginx:\n{errors}", load.text);
+    assert!(
+        load.socket_errors.is_empty(),
+        "{}\nnginx:\n{errors}",
+        load.text
+    );
+    eventually(Duration::from_secs(10), || {
+        app2.sh(&format!(
+            "curl -fsS --max-time 5 http://{}:{}/healthz",
+            app_ips[1], PORTS[1]
+        ))
+        .status
+        .success()
+        .then_some(())
+    })
+    .expect("the killed instance is restarted");
+    drop(containers);
+    drop(net);
 }
