@@ -39,6 +39,9 @@ pub struct Settings {
     pub debounce_ms: Option<u64>,
     pub allowed_hosts: Option<Vec<String>>,
     pub livereload: Option<bool>,
+    /// Where the app listens, for an app that neither reads `PORT` nor
+    /// takes the passed socket and that discovery cannot see.
+    pub app_addr: Option<String>,
     /// `[package.metadata.manage.deploy]`, for deploy-config to read.
     pub deploy: Option<serde_json::Value>,
 }
@@ -65,7 +68,7 @@ impl Settings {
                     project.manifest_path().display()
                 ),
                 hint: "the keys are dev-addr, static-dir, static-url, health-path, debounce-ms, \
-                       allowed-hosts, livereload and the [package.metadata.manage.deploy] table"
+                       allowed-hosts, livereload, app-addr and the [package.metadata.manage.deploy] table"
                     .into(),
             })
         })

@@ -7,6 +7,7 @@ mod deploy_config;
 mod deploy_live;
 mod deploy_systemd;
 mod devproxy;
+mod hardening;
 mod runserver;
 mod startproject;
 mod support;

@@ -15,7 +15,8 @@ use cargo_metadata::Message;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 
-use super::child::{isolate, signal_group};
+use super::child::{isolate, signal_group, Group};
+use super::reaper::Reaper;
 use crate::ui::Ui;
 
 /// What to build: cargo's own flags, passed through.
@@ -110,6 +111,7 @@ pub async fn build(
     spec: &BuildSpec,
     ui: &Ui,
     mut cancel: oneshot::Receiver<()>,
+    reaper: &Reaper,
 ) -> Result<Outcome> {
     let start = Instant::now();
     let mut child = spec
@@ -117,6 +119,9 @@ pub async fn build(
         .spawn()
         .context("cannot run `cargo build`; is cargo on PATH?")?;
     let pgid = child.id().unwrap_or(0) as i32;
+    // However this ends (even by this future being dropped), nothing of
+    // cargo's group outlives it.
+    let _group = Group::watch(reaper, pgid);
     let spinner = ui.spinner(format!("Building {}", spec.bin));
     if spinner.is_hidden() {
         ui.status("Building", &spec.bin);

@@ -29,9 +29,11 @@ Examples:
   manage runserver 0.0.0.0:8000    reachable from other machines (development only!)
   manage runserver [::1]:8000      IPv6 loopback
 
-The app is started with HOST=127.0.0.1 and PORT=<a free port>; it must listen
-there. manage holds the public address, so the browser never sees the app go
-down: a new build takes traffic only once it is ready.")]
+The app gets a listening socket as fd 3 (LISTEN_FDS=1, LISTEN_PID, as systemd
+and systemfd pass it) and HOST=127.0.0.1, PORT=<a free port>. An app that
+uses neither is found where it listens (a fixed port, its own variable), or
+named with --app-addr. manage holds the public address, so the browser never
+sees the app go down: a new build takes traffic only once it is ready.")]
 pub struct Args {
     /// Where to listen: PORT, ADDR:PORT or [IPV6]:PORT [default: `dev-addr` setting, else 127.0.0.1:8000]
     #[arg(value_name = "[ADDR:]PORT")]
@@ -68,7 +70,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub health_path: Option<String>,
 
-    /// Quiet time after a change before building, in milliseconds [setting: `debounce-ms`; default: 20]
+    /// Milliseconds to gather more changes once a burst has started; the first change after a quiet spell builds at once [setting: `debounce-ms`; default: 20]
     #[arg(long, value_name = "MS")]
     pub debounce: Option<u64>,
 
@@ -91,6 +93,10 @@ pub struct Args {
     /// Do not serve the static directory; pass /static/ requests to the app
     #[arg(long)]
     pub nostatic: bool,
+
+    /// Where the app listens, when it reads neither PORT nor LISTEN_FDS and manage cannot find it [setting: `app-addr`]
+    #[arg(long, value_name = "[ADDR:]PORT")]
+    pub app_addr: Option<String>,
 }
 
 /// What to build: the flags cargo gets.
@@ -121,6 +127,8 @@ pub struct Config {
     pub grace: Duration,
     pub noreload: bool,
     pub nostatic: bool,
+    /// Where the app listens, when the user says so.
+    pub app_addr: Option<SocketAddr>,
     pub plan: Plan,
 }
 
@@ -141,6 +149,19 @@ impl Config {
             .or(settings.dev_addr.clone())
             .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
         let addr = parse_addr(&addr_text)?;
+        let app_addr = match args.app_addr.as_ref().or(settings.app_addr.as_ref()) {
+            Some(text) => Some(
+                parse_addr(text)
+                    .map_err(|err| err.context(format!("invalid app address `{text}`")))?,
+            ),
+            None => None,
+        };
+        if app_addr == Some(addr) {
+            return Err(hinted(
+                format!("the app address {addr} is the address runserver itself listens on"),
+                "give runserver another address (`manage runserver 8000`) or the app another port",
+            ));
+        }
         let health_path = args.health_path.or(settings.health_path.clone());
         if let Some(path) = &health_path {
             validate_health_path(path)?;
@@ -183,6 +204,7 @@ impl Config {
             grace: Duration::from_secs(args.grace),
             noreload: args.noreload,
             nostatic: args.nostatic,
+            app_addr,
             plan,
         })
     }

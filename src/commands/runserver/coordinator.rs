@@ -13,11 +13,13 @@ use tokio::sync::{mpsc, watch as watch_channel};
 use tokio::task::JoinHandle;
 
 use super::build;
-use super::child::{Child, Exit, NotReady};
-use super::config::{Config, HOLD};
-use super::cycle::{self, Cycle, CycleEnd, Job};
+use super::child::{Child, Exit};
+use super::config::{display_addr, Config, HOLD};
+use super::cycle::{self, Cycle, CycleEnd, Job, Retiree};
 use super::errorpage;
 use super::livereload::{Event, Hub};
+use super::ready::{NotReady, Ready, Via};
+use super::reaper::Reaper;
 use super::state::{AppState, Backend, Problem};
 use super::watch;
 use crate::project::Project;
@@ -41,6 +43,14 @@ pub struct Coordinator {
     hub: Arc<Hub>,
     /// The static URL prefix, when manage serves the static directory.
     static_prefix: Option<String>,
+    /// The app listens on an address of its own: a new build can only
+    /// start once the old one has stopped.
+    fixed: bool,
+    /// The cycle under way stopped the old app first.
+    replacing: bool,
+    /// Notes already given (said once per run).
+    noted: Vec<String>,
+    reaper: Reaper,
 }
 
 impl Coordinator {
@@ -51,6 +61,7 @@ impl Coordinator {
         watch: mpsc::UnboundedSender<watch::Command>,
         hub: Arc<Hub>,
         static_prefix: Option<String>,
+        reaper: Reaper,
     ) -> Coordinator {
         Coordinator {
             ui,
@@ -62,6 +73,10 @@ impl Coordinator {
             watch,
             hub,
             static_prefix,
+            fixed: false,
+            replacing: false,
+            noted: Vec::new(),
+            reaper,
         }
     }
 
@@ -172,9 +187,12 @@ impl Coordinator {
 
     async fn reload_project(&mut self) -> Result<()> {
         let selector = self.config.selector.clone();
-        let project = tokio::task::spawn_blocking(move || Project::load(&selector, true))
-            .await
-            .context("reading the project panicked")??;
+        let bin = self.config.build.bin.clone();
+        let project = tokio::task::spawn_blocking(move || {
+            Project::load_for_bin(&selector, true, bin.as_deref())
+        })
+        .await
+        .context("reading the project panicked")??;
         self.config.plan = self.config.replan(&project)?;
         let _ = self
             .watch
@@ -183,16 +201,79 @@ impl Coordinator {
         Ok(())
     }
 
-    fn start_cycle(&mut self, first: bool) {
-        self.state.send_modify(|s| s.busy = true);
-        self.cycle = Some(Cycle::spawn(Job {
+    fn job(&self) -> Job {
+        Job {
             spec: self.config.plan.spec.clone(),
             ui: self.ui.clone(),
             cwd: self.config.plan.package_dir.clone(),
             health: self.config.health_path.clone(),
+            app_addr: self.config.app_addr,
             ready_timeout: self.config.ready_timeout,
-            force_start: first || self.current.is_none(),
-        }));
+            force_start: self.current.is_none(),
+            build_only: false,
+            prebuilt: None,
+            replace: None,
+            reaper: self.reaper.clone(),
+        }
+    }
+
+    fn start_cycle(&mut self, first: bool) {
+        self.state.send_modify(|s| s.busy = true);
+        let mut job = self.job();
+        job.force_start |= first;
+        // An app on a fixed address builds while the old one serves, and
+        // only then stops it (phase two, in `start_replacement`).
+        job.build_only = self.fixed && self.current.is_some();
+        self.replacing = false;
+        self.cycle = Some(Cycle::spawn(job));
+    }
+
+    /// Phase two for an app on a fixed address: requests wait in the proxy
+    /// while the old app stops and the new one starts.
+    fn start_replacement(&mut self, exe: PathBuf, elapsed: Duration) {
+        let mut job = self.job();
+        job.prebuilt = Some((exe, elapsed));
+        job.replace = self.current.take().map(|old| Retiree {
+            child: old.child,
+            backend: old.backend,
+            grace: self.config.grace,
+        });
+        self.state.send_modify(|s| {
+            s.backend = None;
+            s.busy = true;
+        });
+        self.replacing = true;
+        self.cycle = Some(Cycle::spawn(job));
+    }
+
+    /// Says `message` once per run.
+    fn note_once(&mut self, message: String) {
+        if !self.noted.contains(&message) {
+            self.ui.note(&message);
+            self.noted.push(message);
+        }
+    }
+
+    /// Learns from where a new app answered.
+    fn on_ready(&mut self, ready: Ready) {
+        match ready.via {
+            Via::Passed | Via::Port => self.fixed = false,
+            Via::Discovered | Via::Configured => {
+                if ready.via == Via::Discovered {
+                    self.note_once(format!(
+                        "the app listens on {}, not on $PORT; proxying there",
+                        display_addr(ready.local)
+                    ));
+                }
+                self.fixed = true;
+                self.note_once(
+                    "its address is fixed, so a new build starts only after the old one stops: \
+                     requests wait during each restart (never during the build). \
+                     Read PORT or LISTEN_FDS for swaps without a pause"
+                        .to_owned(),
+                );
+            }
+        }
     }
 
     async fn cancel_cycle(&mut self) {
@@ -215,8 +296,13 @@ impl Coordinator {
 
     fn on_cycle_end(&mut self, end: CycleEnd) {
         let serving = self.current.is_some();
+        let replaced = std::mem::take(&mut self.replacing);
         match end {
             CycleEnd::Cancelled => {}
+            CycleEnd::Built { exe, elapsed } => {
+                self.note_build_inputs(&exe);
+                self.start_replacement(exe, elapsed);
+            }
             CycleEnd::Error(err) => {
                 self.ui.error(&err);
                 self.state.send_modify(|s| {
@@ -260,11 +346,27 @@ impl Coordinator {
             }
             CycleEnd::NotReady { exe, elapsed, why } => {
                 self.note_build_inputs(&exe);
+                if let NotReady::Exited(exit) = &why {
+                    if serving && !self.fixed && address_in_use(exit) {
+                        // It wants the address the old app holds: stop
+                        // that one first, now and from now on.
+                        self.fixed = true;
+                        self.note_once(
+                            "the new build could not listen: its address is in use by the old one. \
+                             From now on the old app stops before the new one starts, and requests \
+                             wait meanwhile. Read PORT or LISTEN_FDS for swaps without a pause"
+                                .to_owned(),
+                        );
+                        self.start_replacement(exe, elapsed);
+                        return;
+                    }
+                }
                 let reason = match &why {
                     NotReady::Exited(exit) => format!("it exited at start ({})", exit.describe()),
-                    NotReady::TimedOut(t) => format!(
-                        "it did not answer on its PORT within {} s (does it listen on $HOST:$PORT?)",
-                        t.as_secs()
+                    NotReady::TimedOut { after, tried } => format!(
+                        "it did not answer within {} s. Tried: {tried}. \
+                         If it listens somewhere manage cannot see, pass `--app-addr`",
+                        after.as_secs()
                     ),
                 };
                 let what = if serving {
@@ -283,7 +385,7 @@ impl Coordinator {
                         self.publish_problem(Problem::Crashed(exit.clone()), cycle_over);
                         Some(exit)
                     }
-                    NotReady::TimedOut(_) => {
+                    NotReady::TimedOut { .. } => {
                         self.publish_problem(Problem::NotReady(Arc::new(reason)), cycle_over);
                         None
                     }
@@ -298,9 +400,11 @@ impl Coordinator {
                 child,
                 elapsed,
                 ready_in,
+                ready,
             } => {
                 self.note_build_inputs(&exe);
-                let backend = Backend::new(child.addr);
+                self.on_ready(ready);
+                let backend = Backend::new(ready.addr);
                 let exited = Box::pin(child.exited());
                 let old = self.current.replace(Current {
                     child,
@@ -315,13 +419,18 @@ impl Coordinator {
                 });
                 // Every open tab shows the new build.
                 self.hub.send(Event::Reload);
-                let verb = if old.is_some() {
+                let verb = if old.is_some() || replaced {
                     "restarted"
                 } else {
                     "started"
                 };
+                let held = if replaced {
+                    " (requests waited while the old app stopped)"
+                } else {
+                    ""
+                };
                 self.ui.info(format!(
-                    "{} in {} · {verb} in {} ms",
+                    "{} in {} · {verb} in {} ms{held}",
                     self.ui.paint("Built", Tone::Good),
                     secs(elapsed),
                     ready_in.as_millis()
@@ -405,6 +514,18 @@ async fn wait_exit(current: &mut Option<Current>) -> Exit {
         Some(c) => (&mut c.exited).await,
         None => std::future::pending().await,
     }
+}
+
+/// Whether an app that exited at start said its address was taken (Rust's
+/// `AddrInUse`, the OS's text, or the errno's name).
+fn address_in_use(exit: &Exit) -> bool {
+    exit.stderr_tail.iter().any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.contains("address already in use")
+            || line.contains("addrinuse")
+            || line.contains("eaddrinuse")
+            || line.contains("os error 98")
+    })
 }
 
 /// A cycle is over: requests stop waiting for it.

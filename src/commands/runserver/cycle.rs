@@ -2,15 +2,26 @@
 //! changed (or nothing runs yet), a new child next to the old one, until
 //! it is ready. A cycle runs as its own task and can be cancelled at any
 //! point; its end is reported to the coordinator as a [`CycleEnd`].
+//!
+//! An app whose address is fixed cannot start next to its old self. For
+//! it the coordinator runs two phases: a build that ends in
+//! [`CycleEnd::Built`] while the old app still serves, then a cycle that
+//! stops the old app (requests wait in the proxy meanwhile) and starts
+//! the new one.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::build::{self, BuildSpec, Failure, Outcome};
-use super::child::{Child, NotReady};
+use super::child::Child;
+use super::ready::{self, NotReady, Ready, Wait};
+use super::reaper::Reaper;
+use super::state::Backend;
 use crate::ui::Ui;
 
 /// A build-and-start in progress.
@@ -24,6 +35,11 @@ pub enum CycleEnd {
     Cancelled,
     Error(anyhow::Error),
     Failed(Failure),
+    /// Built; the old app must stop before the new one can start.
+    Built {
+        exe: PathBuf,
+        elapsed: Duration,
+    },
     /// Built, but the executable did not change.
     Unchanged {
         exe: PathBuf,
@@ -38,8 +54,25 @@ pub enum CycleEnd {
         exe: PathBuf,
         child: Child,
         elapsed: Duration,
+        /// From the start (or the old app's stop) until it answered.
         ready_in: Duration,
+        ready: Ready,
     },
+}
+
+/// An app to stop before its successor starts.
+pub struct Retiree {
+    pub child: Child,
+    pub backend: Arc<Backend>,
+    pub grace: Duration,
+}
+
+impl Retiree {
+    /// Lets its requests finish, then stops it.
+    pub async fn retire(self) {
+        self.backend.drained(self.grace).await;
+        let _ = self.child.stop(self.grace).await;
+    }
 }
 
 /// What a cycle needs to know.
@@ -48,9 +81,17 @@ pub struct Job {
     pub ui: Ui,
     pub cwd: PathBuf,
     pub health: Option<String>,
+    pub app_addr: Option<SocketAddr>,
     pub ready_timeout: Duration,
     /// Start a child even when the executable did not change.
     pub force_start: bool,
+    /// End after the build with [`CycleEnd::Built`] (phase one).
+    pub build_only: bool,
+    /// Skip the build: phase one built this (with its build time).
+    pub prebuilt: Option<(PathBuf, Duration)>,
+    /// Stop this app before starting the new one (phase two).
+    pub replace: Option<Retiree>,
+    pub reaper: Reaper,
 }
 
 impl Cycle {
@@ -74,51 +115,86 @@ pub async fn join(cycle: &mut Option<Cycle>) -> CycleEnd {
     }
 }
 
-async fn run(job: Job, mut cancel: oneshot::Receiver<()>) -> CycleEnd {
-    let (build_cancel_tx, build_cancel_rx) = oneshot::channel();
-    let build = build::build(&job.spec, &job.ui, build_cancel_rx);
-    tokio::pin!(build);
-    let outcome = tokio::select! {
-        outcome = &mut build => outcome,
-        _ = &mut cancel => {
-            let _ = build_cancel_tx.send(());
-            let _ = build.await;
-            return CycleEnd::Cancelled;
+async fn run(mut job: Job, mut cancel: oneshot::Receiver<()>) -> CycleEnd {
+    let (exe, elapsed) = match job.prebuilt.take() {
+        Some(built) => built,
+        None => {
+            let (exe, fresh, elapsed) = match build(&job, &mut cancel).await {
+                Ok(built) => built,
+                Err(end) => return end,
+            };
+            if fresh && !job.force_start {
+                return CycleEnd::Unchanged { exe, elapsed };
+            }
+            if job.build_only {
+                return CycleEnd::Built { exe, elapsed };
+            }
+            (exe, elapsed)
         }
     };
-    let (exe, fresh, elapsed) = match outcome {
-        Err(err) => return CycleEnd::Error(err),
-        Ok(Outcome::Cancelled) => return CycleEnd::Cancelled,
-        Ok(Outcome::Failed(failure)) => return CycleEnd::Failed(failure),
-        Ok(Outcome::Built {
-            exe,
-            fresh,
-            elapsed,
-        }) => (exe, fresh, elapsed),
-    };
-    if fresh && !job.force_start {
-        return CycleEnd::Unchanged { exe, elapsed };
-    }
     let started = Instant::now();
-    let mut child = match Child::spawn(&exe, &job.cwd, &job.ui) {
+    if let Some(old) = job.replace.take() {
+        tokio::select! {
+            () = old.retire() => {}
+            // Dropping the old child kills its process group.
+            _ = &mut cancel => return CycleEnd::Cancelled,
+        }
+    }
+    let child = match Child::spawn(&exe, &job.cwd, &job.ui, &job.reaper) {
         Ok(child) => child,
         Err(err) => return CycleEnd::Error(err),
     };
+    let wait = Wait {
+        health: job.health.as_deref(),
+        app_addr: job.app_addr,
+        timeout: job.ready_timeout,
+        name: &job.spec.bin,
+    };
     let ready = tokio::select! {
-        ready = child.wait_ready(job.health.as_deref(), job.ready_timeout) => ready,
+        ready = ready::wait(&child, &wait, &job.ui) => ready,
         // Dropping the child kills its process group.
         _ = &mut cancel => return CycleEnd::Cancelled,
     };
     match ready {
-        Ok(()) => CycleEnd::Started {
+        Ok(ready) => CycleEnd::Started {
             exe,
             child,
             elapsed,
             ready_in: started.elapsed(),
+            ready,
         },
         Err(why) => {
             child.stop(Duration::from_millis(500)).await;
             CycleEnd::NotReady { exe, elapsed, why }
         }
+    }
+}
+
+/// `cargo build`, cancellable: the executable, whether cargo left it as it
+/// was, and the build time.
+async fn build(
+    job: &Job,
+    cancel: &mut oneshot::Receiver<()>,
+) -> Result<(PathBuf, bool, Duration), CycleEnd> {
+    let (build_cancel_tx, build_cancel_rx) = oneshot::channel();
+    let build = build::build(&job.spec, &job.ui, build_cancel_rx, &job.reaper);
+    tokio::pin!(build);
+    let outcome = tokio::select! {
+        outcome = &mut build => outcome,
+        _ = cancel => {
+            let _ = build_cancel_tx.send(());
+            let _ = build.await;
+            return Err(CycleEnd::Cancelled);
+        }
+    };
+    match outcome {
+        Err(err) => Err(CycleEnd::Error(err)),
+        Ok(Outcome::Cancelled) => Err(CycleEnd::Cancelled),
+        Ok(Outcome::Failed(failure)) => Err(CycleEnd::Failed(failure)),
+        Ok(Outcome::Built {
+            exe,
+            fresh,
+            elapsed,
+        }) => Ok((exe, fresh, elapsed)),
     }
 }

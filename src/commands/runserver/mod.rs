@@ -1,8 +1,10 @@
 //! `manage runserver [[ADDR:]PORT]`: the development server.
 //!
 //! Theory of operation. manage binds the public address itself and runs a
-//! small hyper proxy on it ([`proxy`]). The app runs as a child process on
-//! a free loopback port ([`child`]). A watcher ([`watch`]) turns file
+//! small hyper proxy on it ([`proxy`]). The app runs as a child process
+//! ([`child`]) given a listening socket of its own ([`handoff`]) and a free
+//! `PORT`; [`ready`] finds where it answers, also when it listens on an
+//! address of its own choosing ([`discover`]). A watcher ([`watch`]) turns file
 //! events into debounced batches of real changes; each batch starts a
 //! [`cycle`]: `cargo build` ([`build`]), then, when the executable changed,
 //! a new child next to the old one. Only when the new child answers its
@@ -21,10 +23,14 @@ pub mod child;
 pub mod config;
 pub mod coordinator;
 pub mod cycle;
+pub mod discover;
 pub mod errorpage;
+pub mod handoff;
 pub mod hosts;
 pub mod livereload;
 pub mod proxy;
+pub mod ready;
+pub mod reaper;
 pub mod state;
 pub mod statics;
 pub mod watch;
@@ -41,11 +47,17 @@ use self::coordinator::Coordinator;
 use self::hosts::AllowedHosts;
 use self::livereload::{Hub, Snippets};
 use self::proxy::ProxyConfig;
+use self::reaper::Reaper;
 use self::state::AppState;
 use self::statics::Statics;
 use crate::error::hinted;
 use crate::project::Project;
 use crate::ui::{Tone, Ui};
+
+/// `manage __reap`, the hidden helper of [`reaper`].
+pub fn reap() -> Result<()> {
+    reaper::run()
+}
 
 pub fn run(args: Args, ui: &Ui) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -57,7 +69,9 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
 }
 
 async fn serve(args: Args, ui: Ui) -> Result<()> {
-    let project = Project::load(&args.selector, true)?;
+    // First, so that nothing manage starts can outlive it.
+    let reaper = Reaper::start()?;
+    let project = Project::load_for_bin(&args.selector, true, args.bin.as_deref())?;
     let config = Config::resolve(args, &project)?;
 
     let listener = bind(config.addr).await?;
@@ -130,7 +144,8 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
         )?)
     };
 
-    let mut coordinator = Coordinator::new(ui, config, state_tx, watch_tx, hub, static_prefix);
+    let mut coordinator =
+        Coordinator::new(ui, config, state_tx, watch_tx, hub, static_prefix, reaper);
     let result = coordinator.run(changes).await;
     coordinator.shutdown().await;
     proxy_task.abort();

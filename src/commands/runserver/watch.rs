@@ -6,8 +6,12 @@
 //! `target/` costs nothing here. New directories are picked up as they
 //! appear. A change only counts when a file's content hash changed, so a
 //! `touch`, a checkout-and-back or an editor's double write does not
-//! rebuild. Bursts are coalesced with a trailing debounce bounded by a
-//! maximum wait, so an endless stream of events cannot starve the build.
+//! rebuild. The first change after a quiet spell is sent at once (with
+//! whatever events are already queued), so the build starts without
+//! waiting; changes that follow within the debounce are coalesced with a
+//! trailing debounce bounded by a maximum wait, so an endless stream of
+//! events cannot starve the build. The coordinator cancels a build that a
+//! newer change overtakes, so a burst costs at most one aborted start.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hasher as _;
@@ -111,6 +115,9 @@ async fn run(
     let mut pending: HashSet<PathBuf> = HashSet::new();
     let mut first: Option<Instant> = None;
     let mut deadline = Instant::now();
+    // When the last batch was sent: a change after a quiet spell is sent
+    // at once (the leading edge), one within the debounce waits for more.
+    let mut last_sent: Option<Instant> = None;
     loop {
         tokio::select! {
             event = raw.recv() => {
@@ -118,16 +125,30 @@ async fn run(
                 let Ok(event) = event else { continue };
                 if state.note_event(&event, &mut pending) {
                     let now = Instant::now();
-                    let started = *first.get_or_insert(now);
-                    deadline = (now + debounce).min(started + limit);
+                    let quiet = last_sent.is_none_or(|t| now.duration_since(t) >= debounce);
+                    if first.is_none() && quiet {
+                        // Whatever is already queued belongs to this batch.
+                        while let Ok(event) = raw.try_recv() {
+                            if let Ok(event) = event {
+                                state.note_event(&event, &mut pending);
+                            }
+                        }
+                        first = Some(now);
+                        deadline = now;
+                    } else {
+                        let started = *first.get_or_insert(now);
+                        deadline = (now + debounce).min(started + limit);
+                    }
                 }
             }
             _ = tokio::time::sleep_until(deadline), if first.is_some() => {
                 first = None;
                 let change = state.flush(std::mem::take(&mut pending));
-                if !(change.code.is_empty() && change.statics.is_empty())
-                    && tx.send(change).is_err()
-                {
+                if change.code.is_empty() && change.statics.is_empty() {
+                    continue;
+                }
+                last_sent = Some(Instant::now());
+                if tx.send(change).is_err() {
                     return;
                 }
             }

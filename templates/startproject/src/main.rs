@@ -18,8 +18,9 @@
 //! config `manage deploy-config` writes, is shorter than `LAME_DUCK`). Then
 //! it stops accepting (connections not yet accepted wait in the socket for
 //! the next process), finishes in-flight requests for at most
-//! `SHUTDOWN_GRACE`, and exits. Started with HOST/PORT, nothing can take
-//! over the port, so it skips the lame-duck period.
+//! `SHUTDOWN_GRACE`, and exits. Started any other way (HOST/PORT,
+//! `manage runserver`), nothing takes over the socket, so it skips the
+//! lame-duck period.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -58,7 +59,11 @@ fn main() -> std::io::Result<()> {
             env!("CARGO_PKG_NAME"),
             listener.local_addr()?
         );
-        serve(listener, if inherited { LAME_DUCK } else { Duration::ZERO }).await;
+        // Only systemd (which sets INVOCATION_ID) hands this socket to a
+        // successor; `manage runserver` and systemfd pass one but switch
+        // traffic themselves, so there is nobody to wait for.
+        let successor = inherited && std::env::var_os("INVOCATION_ID").is_some();
+        serve(listener, if successor { LAME_DUCK } else { Duration::ZERO }).await;
         Ok(())
     })
 }
