@@ -387,6 +387,11 @@ fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_
     };
     assert!(pg(app1), "app-1 cannot reach PostgreSQL");
     assert!(!pg(web), "web reached PostgreSQL");
+    // The daily pg_dump: once the database exists, a run leaves a dump.
+    db.sh_ok(&format!(
+        "runuser -u postgres -- createdb {NAME} && systemctl start {NAME}-pg-dump.service && \
+         systemctl is-enabled {NAME}-pg-dump.timer && ls /var/backups/{NAME}/{NAME}-*.dump"
+    ));
     nginx_errors(web);
 
     // Under load through web: every instance on both app machines restarted
