@@ -25,6 +25,7 @@ pub mod coordinator;
 pub mod cycle;
 pub mod discover;
 pub mod errorpage;
+pub mod fingerprint;
 pub mod handoff;
 pub mod hosts;
 pub mod livereload;

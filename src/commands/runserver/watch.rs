@@ -14,7 +14,6 @@
 //! newer change overtakes, so a burst costs at most one aborted start.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::Hasher as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +23,8 @@ use ignore::Match;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use super::fingerprint::{self, Fingerprint};
 
 /// What to watch.
 #[derive(Debug, Clone)]
@@ -85,7 +86,19 @@ pub fn spawn(
         state.scan(&root, false)?;
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(state, debounce, raw_rx, commands, tx));
+    // Its own thread and runtime: reading files (however bounded) never
+    // holds up the proxy or the signal handling on the main runtime.
+    std::thread::Builder::new()
+        .name("manage-watch".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(run(state, debounce, raw_rx, commands, tx));
+            }
+        })
+        .context("cannot start the file watcher")?;
     Ok(rx)
 }
 
@@ -95,8 +108,8 @@ struct State {
     /// `.gitignore`/`.ignore` matchers by the directory they live in.
     ignores: HashMap<PathBuf, Vec<Gitignore>>,
     global: Gitignore,
-    /// Content hashes of every watched file.
-    hashes: HashMap<PathBuf, u64>,
+    /// What every watched file holds.
+    hashes: HashMap<PathBuf, Fingerprint>,
     watched: HashSet<PathBuf>,
     /// Files outside the roots that a build read.
     outside: HashSet<PathBuf>,
@@ -176,13 +189,6 @@ fn is_editor_junk(name: &str) -> bool {
         || name == ".DS_Store"
 }
 
-fn hash_file(path: &Path) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    hasher.write(&bytes);
-    Some(hasher.finish())
-}
-
 impl State {
     /// Watches `dir` and everything below it that is not ignored, hashing
     /// files. With `report`, returns the files found (a directory that
@@ -211,8 +217,8 @@ impl State {
                         }
                     }
                 }
-            } else if let Some(hash) = hash_file(&path) {
-                self.hashes.insert(path.clone(), hash);
+            } else if let Some(fp) = fingerprint::of(&path, self.hashes.get(&path)) {
+                self.hashes.insert(path.clone(), fp);
                 if report {
                     found.push(path);
                 }
@@ -338,8 +344,11 @@ impl State {
         let mut paths: Vec<PathBuf> = pending.into_iter().collect();
         paths.sort();
         for path in paths {
-            let changed = match hash_file(&path) {
-                Some(hash) => self.hashes.insert(path.clone(), hash) != Some(hash),
+            let changed = match fingerprint::of(&path, self.hashes.get(&path)) {
+                Some(fp) => self
+                    .hashes
+                    .insert(path.clone(), fp)
+                    .is_none_or(|old| fp.differs_from(&old)),
                 // Gone (or unreadable): a change only if we knew it.
                 None => !path.is_dir() && self.hashes.remove(&path).is_some(),
             };
@@ -396,8 +405,8 @@ impl State {
                 self.watched.remove(dir);
                 continue;
             }
-            if let Some(hash) = hash_file(&file) {
-                self.hashes.insert(file.clone(), hash);
+            if let Some(fp) = fingerprint::of(&file, self.hashes.get(&file)) {
+                self.hashes.insert(file.clone(), fp);
             }
             self.outside.insert(file);
         }
