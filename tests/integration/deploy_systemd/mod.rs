@@ -146,6 +146,12 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
         "{second}"
     );
 
+    // Logs are bounded: the journal by a drop-in, nginx's by logrotate.
+    c.sh_ok(&format!(
+        "grep -qx SystemMaxUse=1G /etc/systemd/journald.conf.d/{NAME}.conf && \
+         systemctl is-enabled logrotate.timer && test -f /etc/logrotate.d/nginx"
+    ));
+
     // nginx files that nginx -t refuses: install.sh fails saying so, and
     // the files in force stay the previous ones.
     let http_conf = deploy.join(format!("nginx/{NAME}/sites/http.conf"));
