@@ -192,6 +192,11 @@ impl Container {
             .arg(tree)
             .arg(&rootfs));
         assert!(copy.status.success(), "copying the tree failed: {copy:?}");
+        // debootstrap writes no /etc/hosts; every installed Debian has one.
+        let hosts = rootfs.join("etc/hosts");
+        if !hosts.exists() {
+            fs::write(&hosts, format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{name}\n")).unwrap();
+        }
         let cgroups: Vec<PathBuf> = cgroup_roots().iter().map(|r| r.join(&name)).collect();
         for cgroup in &cgroups {
             fs::create_dir(cgroup)

@@ -11,11 +11,15 @@ use std::time::{Duration, Instant};
 
 use container::{debian_tree, Container};
 
-use crate::support::deploy::{site, Netns};
+use crate::support::deploy::{site, Certs, Netns};
 use crate::support::{cargo, eventually, shared_target_dir};
 
 const NAME: &str = "shop";
 const PORTS: [u16; 2] = [8001, 8002];
+/// The one-host site, with a test certificate (`tls = "custom"`).
+const SITE: &str = "https://localhost:443";
+/// The three-machine site, plain HTTP.
+const PLAIN: &str = "http://localhost:80";
 
 /// What wrk reports for one run.
 #[derive(Debug, Default)]
@@ -27,11 +31,12 @@ struct Load {
     text: String,
 }
 
-/// wrk inside the container against nginx on its loopback, for `seconds`.
-fn start_load(c: &Container, seconds: u32) -> Child {
+/// wrk inside the container against nginx on its loopback at `site`
+/// (`https://localhost:443`), for `seconds`.
+fn start_load(c: &Container, site: &str, seconds: u32) -> Child {
     c.command("wrk")
         .args(["-t2", "-c8", &format!("-d{seconds}s"), "--latency"])
-        .args(["-H", "Host: localhost", "http://127.0.0.1:80/"])
+        .arg(format!("{site}/"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -76,9 +81,11 @@ fn instance_health(c: &Container, port: u16) -> bool {
     .success()
 }
 
-fn through_nginx(c: &Container, path: &str) -> String {
+/// The status nginx answers for `path` at `site`; the test certificate's
+/// CA is not installed in the container, hence `-k`.
+fn through_nginx(c: &Container, site: &str, path: &str) -> String {
     c.sh_ok(&format!(
-        "curl -sS --max-time 10 -o /dev/null -w '%{{http_code}}' -H 'Host: localhost' http://127.0.0.1:80{path}"
+        "curl -ksS --max-time 10 -o /dev/null -w '%{{http_code}}' {site}{path}"
     ))
 }
 
@@ -106,15 +113,25 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
 
     let c = Container::boot(&tree, "one");
     let deploy = c.rootfs().join("root/deploy");
-    // The defaults of a real site, except: plain HTTP (wrk has no CA for a
-    // test certificate) and a rate limit above what one wrk client sends.
+    // The defaults of a real site, except: a certificate of a test CA
+    // instead of Let's Encrypt, and a rate limit above what one wrk client
+    // sends.
+    let certs = Certs::make(&s.scratch.join("certs"));
+    let tls_dir = c.rootfs().join("etc/ssl/shop");
+    fs::create_dir_all(&tls_dir).unwrap();
+    fs::copy(&certs.chain, tls_dir.join("chain.pem")).unwrap();
+    fs::copy(&certs.key, tls_dir.join("key.pem")).unwrap();
     s.deploy(
         &deploy,
         &[
             "--domain",
             "localhost",
             "--tls",
-            "off",
+            "custom",
+            "--tls-certificate",
+            "/etc/ssl/shop/chain.pem",
+            "--tls-certificate-key",
+            "/etc/ssl/shop/key.pem",
             "--rate-limit",
             "1000000r/s",
             "--rate-limit-burst",
@@ -168,7 +185,7 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
         fs::read_to_string(c.rootfs().join(format!("etc/nginx/{NAME}/sites/http.conf"))).unwrap(),
         good
     );
-    assert_eq!(through_nginx(&c, "/healthz"), "200");
+    assert_eq!(through_nginx(&c, SITE, "/healthz"), "200");
     fs::write(&http_conf, good).unwrap();
     let again = c.sh_ok("cd /root/deploy && ./install.sh");
     assert!(again.contains("nothing changed"), "{again}");
@@ -180,15 +197,14 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
         ));
         assert!(env.lines().any(|l| l == "LISTEN_FDS=1"), "{port}: {env}");
     }
-    assert_eq!(through_nginx(&c, "/healthz"), "200");
-    assert_eq!(through_nginx(&c, "/static/css/site.css"), "200");
+    assert_eq!(through_nginx(&c, SITE, "/healthz"), "200");
+    assert_eq!(through_nginx(&c, SITE, "/static/css/site.css"), "200");
     assert_eq!(
-        c.sh_ok(&format!(
-            "curl -sS -H 'Host: localhost' http://127.0.0.1:80/ | grep -c '{NAME} is running'"
-        ))
-        .trim(),
+        c.sh_ok(&format!("curl -ksS {SITE}/ | grep -c '{NAME} is running'"))
+            .trim(),
         "1"
     );
+    assert_eq!(through_nginx(&c, "http://localhost:80", "/x"), "308");
     let level = exposure(&c, &format!("{NAME}@{}.service", PORTS[0]));
     assert!(level <= 1.1, "exposure {level}");
     nginx_errors(&c);
@@ -196,7 +212,7 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
     // Under load through nginx: each instance restarted in turn, three
     // times, each restart waiting for the instance to answer again; then
     // one instance killed outright.
-    let wrk = start_load(&c, 12);
+    let wrk = start_load(&c, SITE, 12);
     std::thread::sleep(Duration::from_secs(1));
     for _ in 0..3 {
         for port in PORTS {
@@ -245,7 +261,7 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
     let mut binary = fs::read(deploy.join(NAME)).unwrap();
     binary.extend_from_slice(b"\0new release");
     fs::write(deploy.join(NAME), binary).unwrap();
-    let wrk = start_load(&c, 6);
+    let wrk = start_load(&c, SITE, 6);
     std::thread::sleep(Duration::from_secs(1));
     let third = c.sh_ok("cd /root/deploy && ./install.sh");
     for port in PORTS {
@@ -378,7 +394,7 @@ fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_
         let second = c.sh_ok("cd /root/deploy && ./install.sh");
         assert!(second.contains("nothing changed"), "{}: {second}", c.name);
     }
-    assert_eq!(through_nginx(web, "/healthz"), "200");
+    assert_eq!(through_nginx(web, PLAIN, "/healthz"), "200");
     for app in [app1, app2] {
         let level = exposure(app, &format!("{NAME}@{}.service", PORTS[0]));
         assert!(level <= 1.2, "{}: exposure {level}", app.name);
@@ -402,7 +418,7 @@ fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_
 
     // Under load through web: every instance on both app machines restarted
     // in turn, each after the one before answers; then one killed.
-    let wrk = start_load(web, 10);
+    let wrk = start_load(web, PLAIN, 10);
     std::thread::sleep(Duration::from_secs(1));
     for (app, ip) in [(app1, app_ips[0]), (app2, app_ips[1])] {
         for port in PORTS {
