@@ -27,7 +27,7 @@ fn main() {
 "#;
 
 /// A throwaway std-only project with `main` as its src/main.rs.
-fn project(name: &str, main: &str) -> (tempfile::TempDir, PathBuf) {
+pub fn project(name: &str, main: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join(name);
     fs::create_dir_all(dir.join("src")).unwrap();

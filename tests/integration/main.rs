@@ -8,6 +8,8 @@ mod deploy_live;
 mod deploy_systemd;
 mod devproxy;
 mod hardening;
+mod proxy_hardening;
 mod runserver;
+mod runserver_apps;
 mod startproject;
 mod support;

@@ -94,6 +94,10 @@ pub struct Args {
     #[arg(long)]
     pub nostatic: bool,
 
+    /// Seconds the app may take to start answering a request before the client gets 504
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub response_timeout: u64,
+
     /// Where the app listens, when it reads neither PORT nor LISTEN_FDS and manage cannot find it [setting: `app-addr`]
     #[arg(long, value_name = "[ADDR:]PORT")]
     pub app_addr: Option<String>,
@@ -124,6 +128,7 @@ pub struct Config {
     /// Lowercase, without a trailing dot.
     pub allowed_hosts: Vec<String>,
     pub ready_timeout: Duration,
+    pub response_timeout: Duration,
     pub grace: Duration,
     pub noreload: bool,
     pub nostatic: bool,
@@ -201,6 +206,7 @@ impl Config {
             livereload: !args.no_livereload && settings.livereload.unwrap_or(true),
             allowed_hosts,
             ready_timeout: Duration::from_secs(args.ready_timeout),
+            response_timeout: Duration::from_secs(args.response_timeout.max(1)),
             grace: Duration::from_secs(args.grace),
             noreload: args.noreload,
             nostatic: args.nostatic,

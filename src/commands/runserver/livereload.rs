@@ -1,6 +1,5 @@
 //! Live reload: the event channel every open tab listens to, and the
-//! script and banner injected into HTML pages (what goes in, and which
-//! responses may be rewritten at all).
+//! script and banner that [`super::inject`] puts into HTML pages.
 //!
 //! One origin for everything: the events are server-sent events at
 //! `/__manage/events` on the same address as the app, so it works behind
@@ -10,7 +9,7 @@
 //! after missing a swap, reloads.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,9 +22,6 @@ use hyper::Response;
 use tokio::sync::broadcast;
 
 use super::body::ProxyBody;
-
-/// HTML bodies up to this size get the live-reload script.
-const MAX_INJECT: u64 = 8 * 1024 * 1024;
 
 /// Stands for the serving build's generation in the rendered snippets.
 const GENERATION_MARK: &str = "__MANAGE_GENERATION__";
@@ -43,11 +39,25 @@ pub enum Event {
     Clear,
 }
 
+/// At most this many tabs listen at once; more get 503 (each holds a
+/// connection and a file descriptor of manage's).
+pub const MAX_LISTENERS: usize = 256;
+
 /// Fans events out to every connected tab.
 pub struct Hub {
     tx: broadcast::Sender<Event>,
     instance: String,
     generation: AtomicU64,
+    listeners: Arc<AtomicUsize>,
+}
+
+/// Counts one listening tab while its stream lives.
+struct Listener(Arc<AtomicUsize>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Hub {
@@ -59,6 +69,7 @@ impl Hub {
             tx,
             instance: id.iter().map(|b| format!("{b:02x}")).collect(),
             generation: AtomicU64::new(0),
+            listeners: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -77,6 +88,18 @@ impl Hub {
 
     /// The `text/event-stream` response for one tab.
     pub fn events_response(&self) -> Response<ProxyBody> {
+        if self.listeners.fetch_add(1, Ordering::AcqRel) >= MAX_LISTENERS {
+            self.listeners.fetch_sub(1, Ordering::AcqRel);
+            let mut busy = super::body::plain(
+                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                "manage: too many live-reload connections\n",
+            );
+            // The script's EventSource retries by itself later.
+            busy.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return busy;
+        }
+        let listener = Listener(self.listeners.clone());
         let hello = format!(
             "retry: 500\nevent: hello\ndata: {{\"instance\":\"{}\",\"generation\":{}}}\n\n",
             self.instance,
@@ -85,7 +108,7 @@ impl Hub {
         let rx = self.tx.subscribe();
         let first =
             stream::once(async move { Ok::<_, Infallible>(Frame::data(Bytes::from(hello))) });
-        let rest = stream::unfold(rx, |mut rx| async move {
+        let rest = stream::unfold((rx, listener), |(mut rx, listener)| async move {
             let frame = tokio::select! {
                 event = rx.recv() => match event {
                     Ok(event) => encode(&event),
@@ -96,7 +119,10 @@ impl Hub {
                 // A comment now and then keeps idle connections open.
                 _ = tokio::time::sleep(Duration::from_secs(15)) => ": keep-alive\n\n".to_owned(),
             };
-            Some((Ok::<_, Infallible>(Frame::data(Bytes::from(frame))), rx))
+            Some((
+                Ok::<_, Infallible>(Frame::data(Bytes::from(frame))),
+                (rx, listener),
+            ))
         });
         let body = StreamBody::new(futures_util::StreamExt::chain(first, rest));
         let mut response = Response::new(body.map_err(|never| match never {}).boxed());
@@ -163,57 +189,9 @@ impl Snippets {
     }
 }
 
-/// Whether a response is a complete, unencoded HTML page we may rewrite.
-pub fn injectable(parts: &hyper::http::response::Parts) -> bool {
-    let html = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
-    let identity = parts
-        .headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.eq_ignore_ascii_case("identity"));
-    let bounded = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|len| len <= MAX_INJECT);
-    html && identity && bounded && parts.status.is_success()
-}
-
-/// Inserts `snippet` before the last `</body>` (any case), or at the end.
-pub fn inject(html: &[u8], snippet: &str) -> Vec<u8> {
-    let lower: Vec<u8> = html.iter().map(u8::to_ascii_lowercase).collect();
-    let at = lower
-        .windows(7)
-        .rposition(|w| w == b"</body>")
-        .unwrap_or(html.len());
-    let mut out = Vec::with_capacity(html.len() + snippet.len());
-    out.extend_from_slice(&html[..at]);
-    out.extend_from_slice(snippet.as_bytes());
-    out.extend_from_slice(&html[at..]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn injects_before_the_last_closing_body() {
-        let out = inject(
-            b"<html><BODY>x</Body><!-- </body> in a comment --></BODY></html>",
-            "[s]",
-        );
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "<html><BODY>x</Body><!-- </body> in a comment -->[s]</BODY></html>"
-        );
-        assert_eq!(inject(b"<p>no body", "[s]"), b"<p>no body[s]");
-    }
 
     #[test]
     fn events_are_single_line_json() {

@@ -27,7 +27,9 @@ pub mod discover;
 pub mod errorpage;
 pub mod fingerprint;
 pub mod handoff;
+pub mod headers;
 pub mod hosts;
+pub mod inject;
 pub mod livereload;
 pub mod proxy;
 pub mod ready;
@@ -61,6 +63,7 @@ pub fn reap() -> Result<()> {
 }
 
 pub fn run(args: Args, ui: &Ui) -> Result<()> {
+    raise_fd_limit(ui);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -122,6 +125,7 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
         state_rx,
         Arc::new(ProxyConfig {
             hold: HOLD,
+            response_timeout: config.response_timeout,
             hub: hub.clone(),
             livereload: config.livereload,
             snippets: Snippets::new(config.livereload)?,
@@ -151,6 +155,28 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
     coordinator.shutdown().await;
     proxy_task.abort();
     result
+}
+
+/// Every browser tab, proxied connection and static file is a file
+/// descriptor; at the usual soft limit of 1,024 new requests would hang.
+/// The soft limit goes up to the hard one, as servers do.
+fn raise_fd_limit(ui: &Ui) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let old = limit.rlim_cur;
+            // An unlimited hard limit is still bounded by the kernel's nr_open.
+            limit.rlim_cur = limit.rlim_max.min(1 << 20);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                ui.verbose("Limits", format!("open files {old} -> {}", limit.rlim_cur));
+            }
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Incoming};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Uri};
@@ -23,10 +23,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::body::{empty, full, html, plain, BoxError, ProxyBody};
+use super::body::{empty, html, plain, BoxError, ProxyBody};
 use super::errorpage;
+use super::headers::{self, MAX_HEAD};
 use super::hosts::{AllowedHosts, Verdict};
-use super::livereload::{self, Hub, Snippets};
+use super::inject::{self, Injected};
+use super::livereload::{Hub, Snippets};
 use super::state::{AppState, Backend, Problem, Tracked};
 use super::statics::Statics;
 use crate::settings::RESERVED_PREFIX as RESERVED;
@@ -36,6 +38,8 @@ use crate::ui::Ui;
 pub struct ProxyConfig {
     /// How long a request waits for an app while a build runs.
     pub hold: Duration,
+    /// How long the app may take to start answering a request.
+    pub response_timeout: Duration,
     pub hub: Arc<Hub>,
     pub livereload: bool,
     pub snippets: Snippets,
@@ -44,8 +48,9 @@ pub struct ProxyConfig {
     pub ui: Ui,
 }
 
-/// Requests with larger heads are refused with 431.
-const MAX_HEAD: usize = 32 * 1024;
+/// hyper's read buffer: room for a head a little over [`MAX_HEAD`], so
+/// the exact limit is manage's to apply (hyper's own is approximate).
+const READ_BUFFER: usize = MAX_HEAD + 16 * 1024;
 /// A client gets this long to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -77,7 +82,7 @@ pub async fn serve(
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
-                .max_buf_size(MAX_HEAD)
+                .max_buf_size(READ_BUFFER)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await;
@@ -121,12 +126,21 @@ async fn route(
     mut state: watch::Receiver<AppState>,
     config: &ProxyConfig,
 ) -> Response<ProxyBody> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    if headers::head_size(&req) > MAX_HEAD {
+        return plain(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &format!("manage: the request head is larger than {MAX_HEAD} bytes\n"),
+        );
+    }
+    let host = match headers::request_host(&req) {
+        Ok(host) => host,
+        Err(why) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("manage: bad request: {why}\n"),
+            )
+        }
+    };
     match host.as_deref().map(|h| config.hosts.check(h)) {
         Some(Verdict::Allowed) => {}
         Some(Verdict::NotAllowed(name)) => {
@@ -152,6 +166,13 @@ async fn route(
             )
         }
     }
+    let host = host.unwrap_or_default();
+    if headers::unknown_transfer_coding(req.headers()) {
+        return plain(
+            StatusCode::NOT_IMPLEMENTED,
+            "manage: the request uses a transfer coding other than chunked\n",
+        );
+    }
 
     let path = req.uri().path();
     if let Some(endpoint) = path.strip_prefix(RESERVED) {
@@ -167,7 +188,14 @@ async fn route(
     // more than needed, never once less.
     let generation = config.hub.generation();
     match pick(&mut state, config.hold).await {
-        Ok((backend, banner)) => forward(req, peer, backend, banner, generation, config).await,
+        Ok((backend, banner)) => {
+            let page = Page {
+                banner,
+                generation,
+                wants_html,
+            };
+            forward(req, peer, &host, backend, page, config).await
+        }
         Err(state) => unavailable(&state, config, wants_html),
     }
 }
@@ -251,51 +279,21 @@ async fn pick(
     }
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[HeaderName] = &[
-    header::CONNECTION,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Names listed in Connection are hop-by-hop too.
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in HOP_BY_HOP.iter().chain(listed.iter()) {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-}
-
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
+/// What a forwarded page needs to know for injection and errors.
+struct Page {
+    /// Show the "last good build" banner.
+    banner: bool,
+    /// The build generation the page will come from.
+    generation: u64,
+    wants_html: bool,
 }
 
 async fn forward(
     mut req: Request<Incoming>,
     peer: SocketAddr,
+    host: &str,
     backend: Arc<Backend>,
-    banner: bool,
-    generation: u64,
+    page: Page,
     config: &ProxyConfig,
 ) -> Response<ProxyBody> {
     let inflight = backend.enter();
@@ -312,40 +310,35 @@ async fn forward(
         return plain(StatusCode::BAD_REQUEST, "manage: bad request target\n");
     };
     let is_head = req.method() == Method::HEAD;
-    let upgrade = is_upgrade(req.headers()).then(|| {
+    let upgrade = headers::is_upgrade(req.headers()).then(|| {
         let protocol = req.headers().get(header::UPGRADE).cloned();
         (hyper::upgrade::on(&mut req), protocol)
     });
-    let original_host = req.headers().get(header::HOST).cloned();
     *req.uri_mut() = uri;
     *req.version_mut() = hyper::Version::HTTP_11;
     let headers = req.headers_mut();
-    strip_hop_by_hop(headers);
+    headers::strip_hop_by_hop(headers);
     if let Some((_, Some(protocol))) = &upgrade {
         headers.insert(header::UPGRADE, protocol.clone());
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let client_ip = peer.ip().to_string();
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {client_ip}"),
-        None => client_ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", v);
+    // The host the request was for (an absolute-form target's, RFC 9112
+    // §3.2.2), not whatever else the client put in Host.
+    if let Ok(value) = HeaderValue::from_str(host) {
+        headers.insert(header::HOST, value);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    if let Some(host) = original_host {
-        headers.insert("x-forwarded-host", host);
-    }
+    headers::add_forwarding(headers, peer.ip(), host);
 
-    let mut response = match backend.client.request(req).await {
-        Ok(response) => response,
-        Err(err) => {
+    let answer = tokio::time::timeout(config.response_timeout, backend.client.request(req));
+    let mut response = match answer.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => {
             return plain(
                 StatusCode::BAD_GATEWAY,
                 &format!("manage: the app did not answer this request: {err}\n"),
             )
         }
+        Err(_) => return timed_out(config, page.wants_html),
     };
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -365,33 +358,38 @@ async fn forward(
     }
 
     let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
+    headers::strip_hop_by_hop(&mut parts.headers);
+    let body = Tracked::new(body, inflight);
     let snippet = config
         .snippets
-        .for_page(banner, generation)
-        .filter(|_| !is_head && livereload::injectable(&parts));
+        .for_page(page.banner, page.generation)
+        .filter(|_| inject::injectable(&parts));
     if let Some(snippet) = snippet {
-        // Bounded by livereload's size limit through Content-Length.
-        return match body.collect().await {
-            Ok(collected) => {
-                drop(inflight);
-                let html = livereload::inject(&collected.to_bytes(), &snippet);
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(html.len()));
-                // The page differs from what the app sent.
-                parts.headers.remove(header::ETAG);
-                parts.headers.remove(header::LAST_MODIFIED);
-                Response::from_parts(parts, full(html))
-            }
-            Err(err) => plain(
-                StatusCode::BAD_GATEWAY,
-                &format!("manage: the app's response broke off: {err}\n"),
-            ),
-        };
+        inject::adjust_headers(&mut parts.headers, snippet.len());
+        if !is_head {
+            let body = Injected::new(body, snippet);
+            return Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
+        }
     }
-    let body = Tracked::new(body, inflight);
     Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
+}
+
+/// The app took longer than `response_timeout` to start answering (it is
+/// stopped in a debugger, or stuck): 504, with a page for a browser.
+fn timed_out(config: &ProxyConfig, wants_html: bool) -> Response<ProxyBody> {
+    let why = format!(
+        "The app did not start answering this request within {} s. Is it stopped \
+         (in a debugger, or with SIGSTOP) or stuck? `--response-timeout` sets the limit.",
+        config.response_timeout.as_secs()
+    );
+    if wants_html {
+        let fragment = errorpage::not_running(&why);
+        return html(
+            StatusCode::GATEWAY_TIMEOUT,
+            errorpage::page("The app did not answer", &fragment, config.livereload),
+        );
+    }
+    plain(StatusCode::GATEWAY_TIMEOUT, &format!("manage: {why}\n"))
 }
 
 /// No app to forward to: the error page for a browser, a short text for
@@ -409,28 +407,4 @@ fn unavailable(state: &AppState, config: &ProxyConfig, wants_html: bool) -> Resp
         return html(status, errorpage::page(title, &fragment, config.livereload));
     }
     plain(status, &errorpage::text(&problem, config.hold))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_are_dropped() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert("x-secret", HeaderValue::from_static("1"));
-        headers.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        headers.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1);
-        assert!(headers.contains_key(header::ACCEPT));
-    }
 }
