@@ -348,6 +348,32 @@ pub fn url_path(p: &mut Problems, setting: &str, value: &str) -> Option<String> 
         .ok()
 }
 
+/// A request path for a health check: pasted into install.sh and sent as
+/// an HTTP request line, so only plain path characters.
+pub fn request_path(p: &mut Problems, setting: &str, value: &str) -> Option<String> {
+    if !safe(p, setting, value) {
+        return None;
+    }
+    if let Some(c) = first_not(value, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '~')
+    }) {
+        p.add(
+            setting,
+            value,
+            format!(
+                "{} is not allowed in a health path (letters, digits, `/._-~`)",
+                describe(c)
+            ),
+        );
+        return None;
+    }
+    if !value.starts_with('/') {
+        p.add(setting, value, "a health path starts with `/`");
+        return None;
+    }
+    Some(value.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

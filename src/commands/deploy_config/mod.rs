@@ -66,14 +66,10 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     let shared = crate::settings::Settings::load(&project)?;
     let mut settings = deploy_settings(&project, shared.deploy.as_ref())?;
     settings.apply(*args.overrides);
-    // Checked with the deploy settings, so its problem is reported with theirs.
-    let shared_static_url = shared
-        .static_url
-        .as_deref()
-        .unwrap_or(crate::settings::DEFAULT_STATIC_URL);
-
     let name = project.package().name.to_string();
-    let validated = validate::validate(&name, &settings, shared_static_url).map_err(|p| {
+    // `static-url` and `health-path` are checked with the deploy settings, so
+    // their problems are reported with theirs.
+    let validated = validate::validate(&name, &settings, &shared).map_err(|p| {
         hinted(
             format!(
                 "{} invalid deploy setting{}; nothing was written:\n  {}",
