@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::devserver::DevServer;
-use crate::support::{descendants, eventually};
+use crate::support::{alive, descendants, eventually};
 
 /// A std-only app that starts a long-lived helper process of its own, as
 /// apps with workers, watchers or a bundled database do.
@@ -46,18 +46,6 @@ fn comm(pid: i32) -> Option<String> {
     fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
         .map(|c| c.trim().to_owned())
-}
-
-fn alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !matches!(
-                stat.rsplit_once(')')
-                    .and_then(|(_, r)| r.split_whitespace().next()),
-                Some("Z" | "X")
-            )
-        })
-        .unwrap_or(false)
 }
 
 #[test]

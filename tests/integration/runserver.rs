@@ -10,20 +10,8 @@ use predicates::prelude::*;
 
 use crate::support::devserver::{start_echo, DevServer, REBUILD};
 use crate::support::{
-    self, descendants, eventually, free_port, get, manage, shared_target_dir, Running,
+    self, alive, descendants, eventually, free_port, get, manage, shared_target_dir, Running,
 };
-
-/// Alive and not a zombie waiting to be reaped.
-fn alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next()),
-            Some("Z") | Some("X")
-        ),
-        Err(_) => false,
-    }
-}
 
 fn port_is_free(addr: &str) -> bool {
     std::net::TcpListener::bind(addr).is_ok()

@@ -25,7 +25,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::support::devserver::{FIRST_BUILD, REBUILD};
-use crate::support::{descendants, eventually, free_port, get, manage, shared_target_dir, Running};
+use crate::support::{
+    alive, descendants, eventually, free_port, get, manage, shared_target_dir, Running,
+};
 
 /// Lines that mean the app will not be served: waiting longer is pointless.
 const HOPELESS: [&str; 3] = ["never became ready", "Build failed", "The app exited"];
@@ -456,18 +458,6 @@ fn assert_in_flight_request_finishes(app: &App, name: &str) {
             "the request in flight failed: {e}; manage's stderr:\n{}",
             app.log_text()
         ),
-    }
-}
-
-/// Alive and not a zombie waiting to be reaped.
-fn alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next()),
-            Some("Z") | Some("X")
-        ),
-        Err(_) => false,
     }
 }
 
