@@ -15,7 +15,8 @@ use cargo_metadata::Message;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 
-use super::child::{isolate, signal_group, Group};
+use super::child::Group;
+use super::process::{isolate, signal_group};
 use super::reaper::Reaper;
 use crate::ui::Ui;
 

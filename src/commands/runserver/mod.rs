@@ -31,6 +31,7 @@ pub mod headers;
 pub mod hosts;
 pub mod inject;
 pub mod livereload;
+pub mod process;
 pub mod proxy;
 pub mod ready;
 pub mod reaper;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
 
-use super::child::signal_group;
+use super::process::signal_group;
 
 /// The name of the hidden subcommand the reaper runs as.
 pub const SUBCOMMAND: &str = "__reap";
