@@ -9,4 +9,5 @@ mod devproxy;
 mod hardening;
 mod runserver;
 mod startproject;
+mod statics_hardening;
 mod support;
