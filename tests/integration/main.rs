@@ -14,4 +14,5 @@ mod proxy_hardening;
 mod runserver;
 mod runserver_apps;
 mod startproject;
+mod statics_hardening;
 mod support;
