@@ -70,7 +70,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub health_path: Option<String>,
 
-    /// Milliseconds to gather more changes once a burst has started; the first change after a quiet spell builds at once [setting: `debounce-ms`; default: 20]
+    /// Milliseconds to gather a burst of changes; a single file saved after a quiet spell builds at once [setting: `debounce-ms`; default: 20]
     #[arg(long, value_name = "MS")]
     pub debounce: Option<u64>,
 

@@ -6,9 +6,9 @@
 //! `target/` costs nothing here. New directories are picked up as they
 //! appear. A change only counts when a file's content hash changed, so a
 //! `touch`, a checkout-and-back or an editor's double write does not
-//! rebuild. The first change after a quiet spell is sent at once (with
-//! whatever events are already queued), so the build starts without
-//! waiting; changes that follow within the debounce are coalesced with a
+//! rebuild. A single file changed after a quiet spell is sent at once, so
+//! the build starts without waiting; several files at once, and changes
+//! that follow within the debounce, are coalesced with a
 //! trailing debounce bounded by a maximum wait, so an endless stream of
 //! events cannot starve the build. The coordinator cancels a build that a
 //! newer change overtakes, so a burst costs at most one aborted start.
@@ -147,7 +147,14 @@ async fn run(
                             }
                         }
                         first = Some(now);
-                        deadline = now;
+                        // One file saved: build at once. More (a checkout,
+                        // a new directory, a generator): wait for the
+                        // burst to settle, so it is one build.
+                        deadline = if pending.len() == 1 {
+                            now
+                        } else {
+                            (now + debounce).min(now + limit)
+                        };
                     } else {
                         let started = *first.get_or_insert(now);
                         deadline = (now + debounce).min(started + limit);
