@@ -194,7 +194,10 @@ fn settings() -> Vec<(&'static str, Edges)> {
         ),
         (
             "client-max-body-size",
-            flag("client-max-body-size", &["0", "1", "16m", "999999999g", "1K"]),
+            flag(
+                "client-max-body-size",
+                &["0", "1", "16m", "999999999g", "1K"],
+            ),
         ),
         (
             "proxy-connect-timeout",
