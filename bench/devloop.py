@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Dev-loop benchmark for `manage runserver` and its peers (issue #3).
+"""Dev-loop benchmark for `manage runserver` and its peers (issues #3, #8).
 
-On a fresh `manage startproject` app it measures, over N edits:
+For each app (`--apps`), over N edits it measures:
   * edit-to-new-response latency (a save until GET / shows the new text),
   * the bare `cargo build` time of the same edit and the app's start-to-ready
     time, so that manage's own overhead = latency - build - start,
@@ -12,10 +12,20 @@ It runs cargo-watch (`cargo watch -x run`) and watchexec
 (`watchexec -r -e rs,html -- cargo run`) the same way when they are on PATH
 (`cargo install --locked cargo-watch watchexec-cli`).
 
+The apps:
+  scaffold    a fresh `manage startproject` app (reads PORT); an edit rewrites
+              the <title> of src/welcome.html
+  fixed-port  tests/fixtures/fixed-port: listens on a fixed 127.0.0.1 port
+              baked in at build time and ignores PORT (issue #8); an edit
+              rewrites `const VERSION` in src/main.rs. manage is measured at
+              its own address, the peers at the app's fixed port.
+
 All traffic goes to 127.0.0.1; every loop is bounded in count and time, and
 every process started is ended by process group.
 
-Usage: bench/devloop.py [--edits N] [--idle SECS] [--tools manage,cargo-watch,watchexec]
+Usage: bench/devloop.py [--edits N] [--idle SECS] [--apps scaffold,fixed-port]
+                        [--tools manage,cargo-watch,watchexec] [--manage PATH]
+                        [--target-dir DIR]
 """
 
 import argparse
@@ -91,6 +101,67 @@ def set_title(project, title):
         f.write(text[:start] + title + text[end:])
 
 
+class Scaffold:
+    """A fresh `manage startproject` app: reads HOST/PORT, has /healthz."""
+
+    name = "scaffold"
+    what = "edits of src/welcome.html in a fresh `startproject` app"
+
+    def setup(self, manage, tmp):
+        subprocess.run([manage, "-q", "startproject", "benchsite"], cwd=tmp, check=True)
+        self.project = os.path.join(tmp, "benchsite")
+        self.bin = "benchsite"
+        self.ready_path = "/healthz"
+
+    def edit(self, marker):
+        set_title(self.project, marker)
+
+    def env(self, port):
+        """What the app is started with when it should serve on `port`."""
+        return {"PORT": str(port), "HOST": "127.0.0.1"}
+
+    def served_port(self, port):
+        """Where the app answers when started with `env(port)`."""
+        return port
+
+
+class FixedPort:
+    """tests/fixtures/fixed-port: 127.0.0.1:<port.txt>, baked in at build
+    time; HOST, PORT and LISTEN_FDS are ignored."""
+
+    name = "fixed-port"
+    what = "edits of `const VERSION` in the fixed-port fixture app (issue #8)"
+
+    def setup(self, manage, tmp):
+        source = os.path.join(ROOT, "tests", "fixtures", "fixed-port")
+        self.project = os.path.join(tmp, "fixedsite")
+        # Copies the symlinked src/http.rs as a file.
+        shutil.copytree(source, self.project, symlinks=False)
+        self.port = free_port()
+        with open(os.path.join(self.project, "port.txt"), "w") as f:
+            f.write(f"{self.port}\n")
+        self.bin = "fixed-port"
+        self.ready_path = "/"
+
+    def edit(self, marker):
+        path = os.path.join(self.project, "src", "main.rs")
+        with open(path) as f:
+            lines = f.read().split("\n")
+        lines = [f'const VERSION: &str = "{marker}";' if line.startswith("const VERSION:") else line
+                 for line in lines]
+        with open(path, "w") as f:
+            f.write("\n".join(lines))
+
+    def env(self, port):
+        return {}
+
+    def served_port(self, port):
+        return self.port
+
+
+APPS = {"scaffold": Scaffold, "fixed-port": FixedPort}
+
+
 def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -105,8 +176,8 @@ def rss_mb(pid):
     return float("nan")
 
 
-def measure_tool(name, cmd, project, port, env, edits, idle):
-    proc = start(cmd, project, env)
+def measure_tool(name, cmd, app, port, env, edits, idle):
+    proc = start(cmd, app.project, env)
     try:
         if not wait_for(lambda: get(port)[0] == 200, 600):
             raise RuntimeError(f"{name} never served")
@@ -118,7 +189,7 @@ def measure_tool(name, cmd, project, port, env, edits, idle):
             marker = f"{name} edit {i} {time.time_ns()}"
             before = len(poller.samples)
             t0 = time.monotonic()
-            set_title(project, marker)
+            app.edit(marker)
             if not wait_for(lambda: any(marker in s[2] for s in poller.samples[before:]), 300):
                 raise RuntimeError(f"{name}: edit {i} never served")
             seen = next(s[0] for s in poller.samples[before:] if marker in s[2])
@@ -152,24 +223,24 @@ def measure_tool(name, cmd, project, port, env, edits, idle):
         stop_groups([proc], signal.SIGINT, 15)
 
 
-def bare_build_and_start(project, env, edits, exe):
+def bare_build_and_start(app, env, edits, exe):
     builds, starts = [], []
     for i in range(edits):
-        set_title(project, f"bare edit {i} {time.time_ns()}")
+        app.edit(f"bare edit {i} {time.time_ns()}")
         t = time.monotonic()
-        subprocess.run(["cargo", "build", "--quiet"], cwd=project, env=env, check=True)
+        subprocess.run(["cargo", "build", "--quiet"], cwd=app.project, env=env, check=True)
         builds.append(time.monotonic() - t)
         port = free_port()
         t = time.monotonic()
-        app = subprocess.Popen([exe], cwd=project, env=dict(env, PORT=str(port), HOST="127.0.0.1"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+        proc = subprocess.Popen([exe], cwd=app.project, env=dict(env, **app.env(port)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
         try:
-            wait_for(lambda: get(port, "/healthz")[0] == 200, 30)
+            if not wait_for(lambda: get(app.served_port(port), app.ready_path)[0] == 200, 30):
+                raise RuntimeError(f"{app.name}: the bare app never answered")
             starts.append(time.monotonic() - t)
         finally:
-            os.killpg(app.pid, signal.SIGKILL)
-            app.wait()
+            stop_groups([proc], signal.SIGKILL, 5)
     return builds, starts
 
 
@@ -181,59 +252,83 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--edits", type=int, default=10)
     ap.add_argument("--idle", type=float, default=20.0)
+    ap.add_argument("--apps", default="scaffold,fixed-port",
+                    help=f"comma separated, from: {', '.join(APPS)}")
     ap.add_argument("--tools", default="manage,cargo-watch,watchexec")
     ap.add_argument("--manage-arg", action="append", default=[],
                     help="extra argument for `manage runserver` (repeatable)")
+    ap.add_argument("--manage", metavar="PATH",
+                    help="a manage binary to measure instead of building one with --release "
+                         "(a debug build, for a quick check of the script)")
+    ap.add_argument("--target-dir", metavar="DIR",
+                    help="cargo target dir for the apps (default: a fresh one in the temp dir; "
+                         "a warm one skips compiling hyper and tokio, for a quick check)")
     args = ap.parse_args()
+    for name in args.apps.split(","):
+        if name not in APPS:
+            ap.error(f"unknown app `{name}`; choose from {', '.join(APPS)}")
 
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    manage = os.path.join(ROOT, "target", "release", "manage")
+    if args.manage:
+        manage = os.path.abspath(args.manage)
+    else:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+        manage = os.path.join(os.path.abspath(target), "release", "manage")
     tmp = tempfile.mkdtemp(prefix="manage-bench-")
     try:
-        subprocess.run([manage, "-q", "startproject", "benchsite"], cwd=tmp, check=True)
-        project = os.path.join(tmp, "benchsite")
         env = dict(os.environ)
-        env.pop("CARGO_TARGET_DIR", None)
-        env["CARGO_TARGET_DIR"] = os.path.join(tmp, "target")
-        subprocess.run(["cargo", "build", "--quiet"], cwd=project, env=env, check=True)
-        exe = os.path.join(tmp, "target", "debug", "benchsite")
-
-        builds, starts = bare_build_and_start(project, env, args.edits, exe)
-        bare = statistics.median(builds) + statistics.median(starts)
-
-        tools = {
-            "manage": lambda p: [manage, "runserver", str(p), *args.manage_arg],
-            "cargo-watch": lambda p: ["cargo", "watch", "-q", "-x", "run"],
-            "watchexec": lambda p: ["watchexec", "-r", "-e", "rs,html", "--", "cargo", "run"],
-        }
-        binaries = {"manage": manage, "cargo-watch": "cargo-watch", "watchexec": "watchexec"}
-        results = {}
-        for name in args.tools.split(","):
-            if name != "manage" and shutil.which(binaries[name]) is None:
-                print(f"skipping {name}: not installed", file=sys.stderr)
-                continue
-            port = free_port()
-            tool_env = dict(env)
-            if name != "manage":
-                tool_env.update(PORT=str(port), HOST="127.0.0.1")
-            print(f"measuring {name} ...", file=sys.stderr)
-            results[name] = measure_tool(name, tools[name](port), project, port, tool_env,
-                                         args.edits, args.idle)
-
-        print(f"# dev loop, {args.edits} edits of src/welcome.html, {os.cpu_count()} cores ({cpu_model()})")
-        print()
-        print(f"bare `cargo build` of the edit: median {ms(statistics.median(builds))} ms; "
-              f"app start-to-ready: median {ms(statistics.median(starts))} ms")
-        print()
-        print("| tool | edit→new response p50 (ms) | max (ms) | overhead p50 (ms) | failed requests / edit (max) | longest unavailable (ms) | idle CPU (%) | RSS (MB) |")
-        print("|---|---|---|---|---|---|---|---|")
-        for name, r in results.items():
-            lat = statistics.median(r["latency"])
-            print(f"| {name} | {ms(lat)} | {ms(max(r['latency']))} | {ms(lat - bare)} | "
-                  f"{statistics.mean(r['fails']):.1f} ({max(r['fails'])}) | {ms(max(r['window']))} | "
-                  f"{r['cpu']:.2f} | {r['rss']:.1f} |")
+        target = os.path.abspath(args.target_dir) if args.target_dir else os.path.join(tmp, "target")
+        env["CARGO_TARGET_DIR"] = target
+        for app_name in args.apps.split(","):
+            app = APPS[app_name]()
+            app.setup(manage, tmp)
+            measure_app(app, manage, env, target, args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure_app(app, manage, env, target, args):
+    subprocess.run(["cargo", "build", "--quiet"], cwd=app.project, env=env, check=True)
+    exe = os.path.join(target, "debug", app.bin)
+
+    builds, starts = bare_build_and_start(app, env, args.edits, exe)
+    bare = statistics.median(builds) + statistics.median(starts)
+
+    tools = {
+        "manage": lambda p: [manage, "runserver", str(p), *args.manage_arg],
+        "cargo-watch": lambda p: ["cargo", "watch", "-q", "-x", "run"],
+        "watchexec": lambda p: ["watchexec", "-r", "-e", "rs,html", "--", "cargo", "run"],
+    }
+    binaries = {"manage": manage, "cargo-watch": "cargo-watch", "watchexec": "watchexec"}
+    results = {}
+    for name in args.tools.split(","):
+        if name != "manage" and shutil.which(binaries[name]) is None:
+            print(f"skipping {name}: not installed", file=sys.stderr)
+            continue
+        port = free_port()
+        tool_env = dict(env)
+        served = port
+        if name != "manage":
+            # No proxy in front: the app serves itself, where it listens.
+            tool_env.update(app.env(port))
+            served = app.served_port(port)
+        print(f"measuring {name} with the {app.name} app ...", file=sys.stderr)
+        results[name] = measure_tool(name, tools[name](port), app, served, tool_env,
+                                     args.edits, args.idle)
+
+    print(f"# dev loop, {args.edits} {app.what}, {os.cpu_count()} cores ({cpu_model()})")
+    print()
+    print(f"bare `cargo build` of the edit: median {ms(statistics.median(builds))} ms; "
+          f"app start-to-ready: median {ms(statistics.median(starts))} ms")
+    print()
+    print("| app | tool | edit→new response p50 (ms) | max (ms) | overhead p50 (ms) | failed requests / edit (max) | longest unavailable (ms) | idle CPU (%) | RSS (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        lat = statistics.median(r["latency"])
+        print(f"| {app.name} | {name} | {ms(lat)} | {ms(max(r['latency']))} | {ms(lat - bare)} | "
+              f"{statistics.mean(r['fails']):.1f} ({max(r['fails'])}) | {ms(max(r['window']))} | "
+              f"{r['cpu']:.2f} | {r['rss']:.1f} |")
+    print()
 
 
 if __name__ == "__main__":

@@ -79,6 +79,9 @@ pub enum Command {
     Runserver(commands::runserver::Args),
     /// Generate production deployment files (nginx, systemd, firewall)
     DeployConfig(commands::deploy_config::Args),
+    /// runserver's process reaper (internal)
+    #[command(name = commands::runserver::reaper::SUBCOMMAND, hide = true)]
+    Reap,
     /// Print a shell completion script to stdout
     Completions {
         /// The shell to generate completions for
@@ -96,6 +99,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Startproject(args) => commands::startproject::run(args, ui),
         Command::Runserver(args) => commands::runserver::run(args, ui),
         Command::DeployConfig(args) => commands::deploy_config::run(args, ui),
+        Command::Reap => commands::runserver::reap(),
         Command::Completions { shell } => {
             // clap_complete panics when its writer fails: render in memory,
             // so a closed pipe is an error main knows to treat as success.

@@ -9,6 +9,7 @@ mod commands;
 mod error;
 mod project;
 mod render;
+mod settings;
 mod ui;
 
 use std::process::ExitCode;

@@ -6,9 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use cargo_metadata::{Metadata, MetadataCommand, Package};
-use serde::de::DeserializeOwned;
 
 use crate::error::hinted;
 
@@ -37,6 +36,13 @@ impl Project {
     /// too (runserver needs local path dependencies); without, only the
     /// workspace's own packages are read.
     pub fn load(selector: &Selector, deps: bool) -> Result<Project> {
+        Self::load_for_bin(selector, deps, None)
+    }
+
+    /// As [`Project::load`], choosing the package as `cargo run` does: in
+    /// a workspace without a root package, the one member that has binary
+    /// `bin` (or, without `bin`, the one member with any binary).
+    pub fn load_for_bin(selector: &Selector, deps: bool, bin: Option<&str>) -> Result<Project> {
         let mut cmd = MetadataCommand::new();
         if let Some(path) = &selector.manifest_path {
             if !path.is_file() {
@@ -66,7 +72,7 @@ impl Project {
                     .to_owned(),
             })
         })?;
-        let package = select_package(&metadata, selector.package.as_deref())?;
+        let package = select_package(&metadata, selector.package.as_deref(), bin)?;
         Ok(Project { metadata, package })
     }
 
@@ -100,32 +106,9 @@ impl Project {
     pub fn settings_value(&self) -> &serde_json::Value {
         &self.package().metadata["manage"]
     }
-
-    /// Deserialises a table of the settings: `None` for the whole
-    /// `[package.metadata.manage]`, or a key such as `deploy`. A missing
-    /// table gives the type's defaults.
-    pub fn settings<T: DeserializeOwned + Default>(&self, key: Option<&str>) -> Result<T> {
-        let value = match key {
-            None => self.settings_value(),
-            Some(k) => &self.settings_value()[k],
-        };
-        if value.is_null() {
-            return Ok(T::default());
-        }
-        let table = match key {
-            None => "[package.metadata.manage]".to_owned(),
-            Some(k) => format!("[package.metadata.manage.{k}]"),
-        };
-        serde_json::from_value(value.clone()).with_context(|| {
-            format!(
-                "invalid settings in {table} of `{}`",
-                self.manifest_path().display()
-            )
-        })
-    }
 }
 
-fn select_package(metadata: &Metadata, wanted: Option<&str>) -> Result<usize> {
+fn select_package(metadata: &Metadata, wanted: Option<&str>, bin: Option<&str>) -> Result<usize> {
     let members: Vec<usize> = metadata
         .packages
         .iter()
@@ -157,16 +140,68 @@ fn select_package(metadata: &Metadata, wanted: Option<&str>) -> Result<usize> {
             return Ok(i);
         }
     }
-    let with_bins: Vec<usize> = members
+    // A virtual workspace: cargo run looks at the default members.
+    let defaults: Vec<usize> = if metadata.workspace_default_members.is_available() {
+        members
+            .iter()
+            .copied()
+            .filter(|&i| {
+                metadata
+                    .workspace_default_members
+                    .contains(&metadata.packages[i].id)
+            })
+            .collect()
+    } else {
+        members.clone()
+    };
+    let binaries: Vec<(usize, &str)> = defaults
         .iter()
-        .copied()
-        .filter(|&i| metadata.packages[i].targets.iter().any(|t| t.is_bin()))
+        .flat_map(|&i| {
+            metadata.packages[i]
+                .targets
+                .iter()
+                .filter(|t| t.is_bin())
+                .map(move |t| (i, t.name.as_str()))
+        })
         .collect();
-    match with_bins.as_slice() {
+    let listed = |list: &[(usize, &str)]| {
+        list.iter()
+            .map(|&(i, b)| format!("`{b}` (package `{}`)", metadata.packages[i].name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(bin) = bin {
+        let with: Vec<usize> = binaries
+            .iter()
+            .filter(|(_, b)| *b == bin)
+            .map(|&(i, _)| i)
+            .collect();
+        return match with.as_slice() {
+            [only] => Ok(*only),
+            [] => Err(hinted(
+                format!("no package in this workspace has a binary named `{bin}`"),
+                format!("the binaries are {}", listed(&binaries)),
+            )),
+            _ => Err(hinted(
+                format!("several packages in this workspace have a binary named `{bin}`"),
+                format!("pick the package with `-p`: {}", listed(&binaries)),
+            )),
+        };
+    }
+    let mut packages: Vec<usize> = binaries.iter().map(|&(i, _)| i).collect();
+    packages.dedup();
+    match packages.as_slice() {
         [only] => Ok(*only),
+        [] => Err(hinted(
+            "no package in this workspace has a binary target",
+            format!("add a `src/main.rs` to one of {}", names()),
+        )),
         _ => Err(hinted(
-            "this workspace has several packages and manage cannot tell which one you mean",
-            format!("pick one with `-p`: {}", names()),
+            format!(
+                "this workspace has several binaries and manage cannot tell which one to run: {}",
+                listed(&binaries)
+            ),
+            "pick one with `--bin NAME` (or the package with `-p NAME`), as with `cargo run`",
         )),
     }
 }

@@ -254,6 +254,14 @@ fn install_sh_never_changes_a_directory_it_did_not_create() {
         fs::write(stubs.join(stub), "#!/bin/sh\nexit 0\n").unwrap();
         fs::set_permissions(stubs.join(stub), fs::Permissions::from_mode(0o755)).unwrap();
     }
+    // install.sh's readiness gate asks each instance for its health path
+    // through `timeout 5 bash -c ...`; the stubbed instances answer 200.
+    fs::write(
+        stubs.join("timeout"),
+        "#!/bin/sh\nprintf 'HTTP/1.0 200 OK'\n",
+    )
+    .unwrap();
+    fs::set_permissions(stubs.join("timeout"), fs::Permissions::from_mode(0o755)).unwrap();
     let (upper, work) = (scratch.join("etc-upper"), scratch.join("etc-work"));
     fs::create_dir_all(&upper).unwrap();
     fs::create_dir_all(&work).unwrap();

@@ -165,7 +165,10 @@ fn every_layout_and_tls_mode_passes_the_validators() {
                 );
                 let socket = fs::read_to_string(out.join("app-2/systemd/valsite@.socket")).unwrap();
                 assert!(socket.contains("ListenStream=10.0.0.21:%i"), "{socket}");
-                assert!(socket.contains("IPAddressAllow=10.0.0.10\n"), "{socket}");
+                assert!(
+                    socket.contains("IPAddressAllow=10.0.0.10 10.0.0.21\n"),
+                    "{socket}"
+                );
             }
             worst = worst.max(validate_tree(&s, &out));
         }

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::support::devserver::{start_echo, DevServer, FIRST_BUILD, REBUILD};
-use crate::support::{self, descendants, eventually, get, request, Response};
+use crate::support::{self, eventually, get, request, Response};
 
 fn get_with(addr: &str, path: &str, extra: &str) -> Response {
     request(
@@ -395,7 +395,7 @@ fn without_an_app_browsers_get_the_error_page_and_other_clients_text() {
     assert!(up.is_some(), "never recovered");
 
     // A crash: the page says how the app ended.
-    let children = descendants(server.proc.pid());
+    let children = crate::support::app_descendants(server.proc.pid());
     // SAFETY: kill(2) on the app this test started through manage.
     unsafe {
         libc::kill(children[0], libc::SIGKILL);
@@ -442,6 +442,27 @@ fn the_host_check_blocks_dns_rebinding() {
     }
     let no_host = request(&server.addr, "GET /healthz HTTP/1.0\r\n\r\n").unwrap();
     assert_eq!(no_host.status, 400);
+    // Not hosts at all: a clear 400, and the server goes on (these once
+    // panicked the connection task).
+    for malformed in [
+        "[",
+        "[abc",
+        "[::1",
+        "[::1]evil.example",
+        "[::1]@evil.example",
+        "localhost@evil.example",
+        "localhost:99999999999",
+    ] {
+        let r = with_host(malformed);
+        assert_eq!(r.status, 400, "{malformed}");
+        assert!(r.text().contains("not a valid host"), "{}", r.text());
+    }
+    assert_eq!(with_host(&format!("localhost:{port}")).status, 200);
+    let stderr: Vec<String> = server.proc.stderr.try_iter().collect();
+    assert!(
+        !stderr.iter().any(|l| l.contains("panicked")),
+        "{stderr:#?}"
+    );
 }
 
 #[test]

@@ -10,20 +10,8 @@ use predicates::prelude::*;
 
 use crate::support::devserver::{start_echo, DevServer, REBUILD};
 use crate::support::{
-    self, descendants, eventually, free_port, get, manage, shared_target_dir, Running,
+    self, alive, descendants, eventually, free_port, get, manage, shared_target_dir, Running,
 };
-
-/// Alive and not a zombie waiting to be reaped.
-fn alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next()),
-            Some("Z") | Some("X")
-        ),
-        Err(_) => false,
-    }
-}
 
 fn port_is_free(addr: &str) -> bool {
     std::net::TcpListener::bind(addr).is_ok()
@@ -129,7 +117,7 @@ fn a_build_failure_prints_the_compiler_error() {
 #[test]
 fn a_crash_is_reported_and_the_next_edit_recovers() {
     let server = DevServer::start("rs-crash", &[]);
-    let children = descendants(server.proc.pid());
+    let children = crate::support::app_descendants(server.proc.pid());
     assert_eq!(children.len(), 1, "one app process: {children:?}");
     // SAFETY: kill(2) on the app process this test started through manage.
     unsafe {
@@ -284,18 +272,9 @@ fn sigkill_of_manage_leaves_no_orphans() {
         .proc
         .wait_exit(Duration::from_secs(5))
         .expect("killed");
-    // rustc processes of a killed cargo end on their own once their pipe
-    // is gone; the app and cargo die with manage.
-    let long_lived: Vec<i32> = procs
-        .iter()
-        .copied()
-        .filter(|&p| {
-            fs::read_to_string(format!("/proc/{p}/comm"))
-                .map(|c| !c.trim().starts_with("rustc"))
-                .unwrap_or(false)
-        })
-        .collect();
-    assert_all_gone(&long_lived, &ports);
+    // The app and cargo die with manage; rustc and anything else in their
+    // process groups is ended by the reaper, which then exits too.
+    assert_all_gone(&procs, &ports);
 }
 
 #[test]

@@ -349,3 +349,92 @@ fn generated_project_accepts_a_socket_from_systemd() {
     drop(listener);
     assert_eq!(get(&addr, "/healthz").unwrap().status, 200);
 }
+
+/// Reads one response of a kept-alive connection: its head, and the body
+/// by Content-Length.
+fn read_response(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).unwrap(),
+            1,
+            "closed mid-head: {buf:?}"
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|n| n.trim().parse().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    head
+}
+
+/// Under systemd (#10), SIGTERM must not close a kept-alive connection a
+/// proxy may be sending on: the app answers on it with `Connection: close`,
+/// then exits once its connections are gone.
+#[test]
+fn under_systemd_sigterm_still_answers_open_connections() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    let (_tmp, dir) = support::generate("lame-duck");
+    let exe = build_project(&dir, "lame-duck");
+    // Held by the test for the whole run, as systemd holds the socket.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let fd = listener.as_raw_fd();
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.env("LISTEN_FDS", "1")
+        .env("INVOCATION_ID", "0123456789abcdef");
+    // SAFETY: dup2 in the child between fork and exec, as systemd does.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) >= 0
+            } else {
+                libc::dup2(fd, 3) >= 0
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut server = Running::start(cmd);
+    server.wait_for_line("listening on http://", Duration::from_secs(10));
+
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(request).unwrap();
+    let head = read_response(&mut conn);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+
+    server.signal(libc::SIGTERM);
+    server.wait_for_line("Connection: close", Duration::from_secs(5));
+    // The idle connection still gets an answer, which closes it.
+    conn.write_all(request).unwrap();
+    let head = read_response(&mut conn);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    // With its last connection gone it exits at once, well before its
+    // lame-duck limit (5 s), and cleanly.
+    let status = server
+        .wait_exit(Duration::from_secs(3))
+        .expect("exits once its connections are closed");
+    assert!(status.success(), "{status}");
+    drop(listener);
+}

@@ -342,30 +342,33 @@ pub fn url_path(p: &mut Problems, setting: &str, value: &str) -> Option<String> 
     if !safe(p, setting, value) {
         return None;
     }
+    // The same rule as runserver's, so a static URL means one thing.
+    crate::settings::static_url(value)
+        .map_err(|why| p.add(setting, value, why))
+        .ok()
+}
+
+/// A request path for a health check: pasted into install.sh and sent as
+/// an HTTP request line, so only plain path characters.
+pub fn request_path(p: &mut Problems, setting: &str, value: &str) -> Option<String> {
+    if !safe(p, setting, value) {
+        return None;
+    }
     if let Some(c) = first_not(value, |c| {
-        c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-')
+        c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '~')
     }) {
         p.add(
             setting,
             value,
             format!(
-                "{} is not allowed in the static URL (letters, digits, `/._-`)",
+                "{} is not allowed in a health path (letters, digits, `/._-~`)",
                 describe(c)
             ),
         );
         return None;
     }
-    if !value.starts_with('/')
-        || !value.ends_with('/')
-        || value == "/"
-        || value.contains("//")
-        || value.split('/').any(|s| s == "..")
-    {
-        p.add(
-            setting,
-            value,
-            "the static URL is a path like `/static/`: starting and ending with `/`, not `/` alone",
-        );
+    if !value.starts_with('/') {
+        p.add(setting, value, "a health path starts with `/`");
         return None;
     }
     Some(value.to_owned())

@@ -25,6 +25,8 @@ pub struct Context {
     pub env_dir: String,
     pub static_root: String,
     pub static_url: String,
+    /// What install.sh asks each instance before it counts as ready.
+    pub health_path: String,
     pub client_max_body_size: String,
     pub proxy_connect_timeout: String,
     pub proxy_read_timeout: String,

@@ -63,12 +63,13 @@ pub struct Args {
 pub fn run(args: Args, ui: &Ui) -> Result<()> {
     let project = Project::load(&args.selector, false)?;
     let manifest = project.manifest_path().display().to_string();
-    let mut settings = deploy_settings(&project)?;
-    let shared: settings::Shared = project.settings(None)?;
+    let shared = crate::settings::Settings::load(&project)?;
+    let mut settings = deploy_settings(&project, shared.deploy.as_ref())?;
     settings.apply(*args.overrides);
-
     let name = project.package().name.to_string();
-    let validated = validate::validate(&name, &settings, &shared.static_url).map_err(|p| {
+    // `static-url` and `health-path` are checked with the deploy settings, so
+    // their problems are reported with theirs.
+    let validated = validate::validate(&name, &settings, &shared).map_err(|p| {
         hinted(
             format!(
                 "{} invalid deploy setting{}; nothing was written:\n  {}",
@@ -103,11 +104,13 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
 
 /// `[package.metadata.manage.deploy]`, with the failing key's path in the
 /// message when a value has the wrong type or a key is unknown.
-fn deploy_settings(project: &Project) -> Result<settings::Settings> {
-    let value = &project.settings_value()["deploy"];
-    if value.is_null() {
+fn deploy_settings(
+    project: &Project,
+    value: Option<&serde_json::Value>,
+) -> Result<settings::Settings> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(settings::Settings::default());
-    }
+    };
     serde_path_to_error::deserialize(value.clone()).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();

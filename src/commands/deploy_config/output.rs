@@ -131,6 +131,18 @@ pub fn plan(ctx: &Context) -> Vec<Planned> {
                 "postgres/pg_hba.conf".into(),
                 None,
             );
+            add(
+                Postgres,
+                "postgres/pg-dump.service.jinja",
+                format!("postgres/{name}-pg-dump.service"),
+                None,
+            );
+            add(
+                Postgres,
+                "postgres/pg-dump.timer.jinja",
+                format!("postgres/{name}-pg-dump.timer"),
+                None,
+            );
         }
         add(
             Component::Nftables,

@@ -120,22 +120,6 @@ impl Default for Settings {
     }
 }
 
-/// The part of `[package.metadata.manage]` deploy-config shares with
-/// runserver.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", default)]
-pub struct Shared {
-    pub static_url: String,
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        Shared {
-            static_url: "/static/".into(),
-        }
-    }
-}
-
 /// Command-line overrides; each one replaces the setting of the same name.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Settings (override Cargo.toml)")]

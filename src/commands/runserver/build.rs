@@ -15,7 +15,9 @@ use cargo_metadata::Message;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::oneshot;
 
-use super::child::{isolate, signal_group};
+use super::child::Group;
+use super::process::{isolate, signal_group};
+use super::reaper::Reaper;
 use crate::ui::Ui;
 
 /// What to build: cargo's own flags, passed through.
@@ -49,13 +51,24 @@ pub enum Outcome {
         fresh: bool,
         elapsed: Duration,
     },
-    Failed {
-        diagnostics: Vec<Diagnostic>,
-        /// Cargo's own error lines (manifest errors and the like).
-        cargo_errors: Vec<String>,
-        elapsed: Duration,
-    },
+    Failed(Failure),
     Cancelled,
+}
+
+/// A build that did not produce the executable.
+#[derive(Debug)]
+pub struct Failure {
+    pub diagnostics: Vec<Diagnostic>,
+    /// Cargo's own error lines (manifest errors and the like).
+    pub cargo_errors: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl Failure {
+    /// How many of the diagnostics are errors.
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error).count()
+    }
 }
 
 impl BuildSpec {
@@ -99,6 +112,7 @@ pub async fn build(
     spec: &BuildSpec,
     ui: &Ui,
     mut cancel: oneshot::Receiver<()>,
+    reaper: &Reaper,
 ) -> Result<Outcome> {
     let start = Instant::now();
     let mut child = spec
@@ -106,6 +120,9 @@ pub async fn build(
         .spawn()
         .context("cannot run `cargo build`; is cargo on PATH?")?;
     let pgid = child.id().unwrap_or(0) as i32;
+    // However this ends (even by this future being dropped), nothing of
+    // cargo's group outlives it.
+    let _group = Group::watch(reaper, pgid);
     let spinner = ui.spinner(format!("Building {}", spec.bin));
     if spinner.is_hidden() {
         ui.status("Building", &spec.bin);
@@ -211,19 +228,19 @@ pub async fn build(
             fresh,
             elapsed,
         }),
-        (true, None) => Ok(Outcome::Failed {
+        (true, None) => Ok(Outcome::Failed(Failure {
             diagnostics,
             cargo_errors: vec![format!(
                 "cargo built `{}` but reported no executable for it",
                 spec.bin
             )],
             elapsed,
-        }),
-        (false, _) => Ok(Outcome::Failed {
+        })),
+        (false, _) => Ok(Outcome::Failed(Failure {
             diagnostics,
             cargo_errors,
             elapsed,
-        }),
+        })),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The app process: spawn, readiness, crash reports, graceful stop.
+//! The app process: spawn (with a passed socket and `HOST`/`PORT`), crash
+//! reports, graceful stop.
 //!
 //! Each child runs in its own process group, so a stop reaches everything
 //! it started, and with `PR_SET_PDEATHSIG` on Linux, so it dies with manage
@@ -11,31 +12,56 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
+use super::handoff::{Handoff, Passed};
+use super::process::{isolate, signal_group};
+use super::reaper::Reaper;
 use crate::ui::Ui;
 
 /// How many lines of a child's stderr a crash report shows.
 const TAIL_LINES: usize = 20;
 
+/// A process group manage started: the reaper knows it while it lives,
+/// and dropping this kills whatever is left in it.
+pub struct Group {
+    pgid: i32,
+    reaper: Reaper,
+}
+
+impl Group {
+    pub fn watch(reaper: &Reaper, pgid: i32) -> Group {
+        reaper.watch(pgid);
+        Group {
+            pgid,
+            reaper: reaper.clone(),
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        signal_group(self.pgid, libc::SIGKILL);
+        self.reaper.forget(self.pgid);
+    }
+}
+
 /// A running app process.
 pub struct Child {
     pid: i32,
-    pub addr: SocketAddr,
+    /// The app's process group; dropped last, so what the app started goes
+    /// with it.
+    _group: Group,
+    /// `$HOST:$PORT` as the app was told.
+    pub port: SocketAddr,
+    /// The socket passed as fd 3.
+    pub passed: Passed,
     exit: watch::Receiver<Option<ExitStatus>>,
     tail: Arc<Mutex<VecDeque<String>>>,
-}
-
-/// Why a child did not become ready.
-#[derive(Debug)]
-pub enum NotReady {
-    Exited(Exit),
-    TimedOut(Duration),
 }
 
 /// How a child ended, with the last lines of its stderr.
@@ -79,45 +105,6 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-/// Makes a command start its own process group and die with its parent.
-pub fn isolate(cmd: &mut tokio::process::Command) {
-    cmd.process_group(0).kill_on_drop(true);
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        let parent = unsafe { libc::getpid() };
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent may have died before prctl took effect.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
-    }
-}
-
-/// Sends `sig` to a whole process group.
-pub fn signal_group(pgid: i32, sig: i32) {
-    if pgid > 0 {
-        // SAFETY: kill(2) on a process group this module created.
-        unsafe {
-            libc::kill(-pgid, sig);
-        }
-    }
-}
-
 /// A free loopback port for the next child. The proxy, not the user, is
 /// the only one that ever connects to it.
 pub fn free_port() -> Result<u16> {
@@ -126,26 +113,40 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Variables an app must not inherit from manage's own environment: the
+/// socket-activation ones describe manage's sockets, not the app's.
+const NOT_INHERITED: &[&str] = &["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "HOST", "PORT"];
+
 impl Child {
-    /// Starts `exe` listening on a fresh loopback port (`HOST`/`PORT`).
-    pub fn spawn(exe: &Path, cwd: &Path, ui: &Ui) -> Result<Child> {
+    /// Starts `exe` with a passed listening socket (fd 3, `LISTEN_FDS`)
+    /// and, for apps that read them, `HOST`/`PORT` naming another free
+    /// loopback port.
+    pub fn spawn(exe: &Path, cwd: &Path, ui: &Ui, reaper: &Reaper) -> Result<Child> {
+        let handoff = Handoff::bind()?;
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os()
+            .filter(|(k, _)| !NOT_INHERITED.iter().any(|n| k == *n))
+            .collect();
+        env.push(("HOST".into(), "127.0.0.1".into()));
+        env.push(("PORT".into(), port.to_string().into()));
         let mut cmd = tokio::process::Command::new(exe);
         cmd.current_dir(cwd)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env_remove("LISTEN_FDS")
-            .env_remove("LISTEN_PID")
-            .env_remove("LISTEN_FDNAMES")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         isolate(&mut cmd);
+        // Last: it execs.
+        handoff.install(&mut cmd, exe, env)?;
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start `{}`", exe.display()))?;
+        let passed = handoff.passed;
+        // The app has its copy; manage's would keep the socket listening
+        // after the app is gone.
+        drop(handoff);
         let pid = child.id().context("the app exited at once")? as i32;
+        let group = Group::watch(reaper, pid);
 
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
         let stdout = child.stdout.take().expect("piped");
@@ -175,42 +176,21 @@ impl Child {
 
         Ok(Child {
             pid,
-            addr,
+            _group: group,
+            port: addr,
+            passed,
             exit: exit_rx,
             tail,
         })
     }
 
-    /// Waits until the app answers: a 2xx from `health_path` when given,
-    /// else a TCP connect. Fails when it exits first or `timeout` passes.
-    pub async fn wait_ready(
-        &mut self,
-        health_path: Option<&str>,
-        timeout: Duration,
-    ) -> Result<(), NotReady> {
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(2);
-        loop {
-            if let Some(exit) = self.exit_now() {
-                return Err(NotReady::Exited(exit));
-            }
-            let ready = match health_path {
-                Some(path) => probe_http(self.addr, path).await,
-                None => TcpStream::connect(self.addr).await.is_ok(),
-            };
-            if ready {
-                return Ok(());
-            }
-            if start.elapsed() >= timeout {
-                return Err(NotReady::TimedOut(timeout));
-            }
-            let mut exit = self.exit.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = exit.changed() => {}
-            }
-            delay = (delay * 2).min(Duration::from_millis(25));
-        }
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Changes when the process ends.
+    pub fn exit_watch(&self) -> watch::Receiver<Option<ExitStatus>> {
+        self.exit.clone()
     }
 
     /// The exit, if the process has ended.
@@ -265,16 +245,6 @@ impl Child {
     }
 }
 
-impl Drop for Child {
-    fn drop(&mut self) {
-        // A child is only dropped without `stop` when manage is exiting on
-        // an error path: leave nothing behind.
-        if self.exit.borrow().is_none() {
-            signal_group(self.pid, libc::SIGKILL);
-        }
-    }
-}
-
 fn tail_of(tail: &Mutex<VecDeque<String>>) -> Vec<String> {
     tail.lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -325,26 +295,4 @@ fn keep_tail(tail: &Option<Arc<Mutex<VecDeque<String>>>>, chunk: &[u8]) {
         }
         tail.push_back(line.trim_end().to_owned());
     }
-}
-
-/// One `GET path` over a fresh connection; true on a 2xx status.
-async fn probe_http(addr: SocketAddr, path: &str) -> bool {
-    let attempt = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: manage-runserver\r\nConnection: close\r\n\r\n",
-            addr.port()
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut reader = BufReader::new(stream);
-        let mut status_line = String::new();
-        reader.read_line(&mut status_line).await.ok()?;
-        let code: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
-        Some((200..300).contains(&code))
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
 }

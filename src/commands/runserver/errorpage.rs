@@ -1,4 +1,6 @@
-//! Build errors and crashes, rendered as HTML for the browser.
+//! Why there is no app (a [`Problem`]), told to a browser as HTML and to
+//! any other client as plain text; the same fragment is the overlay in
+//! open tabs and the body of the error page.
 //!
 //! rustc's rendering (with ANSI colour) becomes HTML through ansi-to-html,
 //! which escapes everything; every other value is escaped by the template.
@@ -6,8 +8,9 @@
 use minijinja::context;
 use serde::Serialize;
 
-use super::build::Diagnostic;
+use super::build::Failure;
 use super::child::Exit;
+use super::state::Problem;
 use crate::render;
 
 #[derive(Serialize)]
@@ -41,10 +44,53 @@ fn html_escape(text: &str) -> String {
     out
 }
 
+/// The title and HTML fragment for a problem. `hold` is how long a
+/// request waits for a build.
+pub fn describe(problem: &Problem, hold: std::time::Duration) -> (&'static str, String) {
+    match problem {
+        Problem::BuildFailed(failure) => ("Build failed", build_failed(failure)),
+        Problem::Crashed(exit) => ("The app exited", crashed(exit)),
+        Problem::NotReady(why) => ("The app is not running", not_running(why)),
+        Problem::Building => ("Building", building(hold.as_secs())),
+    }
+}
+
+/// The same problem as plain text, for clients that are not browsers.
+pub fn text(problem: &Problem, hold: std::time::Duration) -> String {
+    match problem {
+        Problem::BuildFailed(failure) => {
+            let mut text = String::from(
+                "manage: the build failed, so there is no app to serve this request.\n\
+                 Fix the errors below and save; service resumes by itself.\n\n",
+            );
+            for d in failure.diagnostics.iter().filter(|d| d.is_error) {
+                text.push_str(&console::strip_ansi_codes(&d.rendered));
+                text.push('\n');
+            }
+            for e in &failure.cargo_errors {
+                text.push_str(e);
+                text.push('\n');
+            }
+            text
+        }
+        Problem::Crashed(exit) => format!(
+            "manage: the app exited ({}); save a change to rebuild and restart it.\n\n{}\n",
+            exit.describe(),
+            console::strip_ansi_codes(&exit.stderr_tail.join("\n"))
+        ),
+        Problem::NotReady(why) => format!("manage: the app is not running: {why}\n"),
+        Problem::Building => format!(
+            "manage: the app is still building; this request waited {} s.\n",
+            hold.as_secs()
+        ),
+    }
+}
+
 /// The HTML fragment for a failed build (errors first, then warnings).
-pub fn build_failed(diagnostics: &[Diagnostic], cargo_errors: &[String]) -> String {
-    let errors = diagnostics.iter().filter(|d| d.is_error).count();
-    let mut shown: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error).collect();
+fn build_failed(failure: &Failure) -> String {
+    let diagnostics = &failure.diagnostics;
+    let errors = failure.errors();
+    let mut shown: Vec<_> = diagnostics.iter().filter(|d| d.is_error).collect();
     shown.extend(diagnostics.iter().filter(|d| !d.is_error));
     let views: Vec<DiagnosticView> = shown
         .into_iter()
@@ -63,12 +109,12 @@ pub fn build_failed(diagnostics: &[Diagnostic], cargo_errors: &[String]) -> Stri
         kind => "build",
         summary,
         diagnostics => views,
-        cargo_errors => cargo_errors,
+        cargo_errors => failure.cargo_errors,
     })
 }
 
 /// The HTML fragment for an app that exited.
-pub fn crashed(exit: &Exit) -> String {
+fn crashed(exit: &Exit) -> String {
     fragment(context! {
         kind => "crash",
         status => exit.describe(),
@@ -76,7 +122,7 @@ pub fn crashed(exit: &Exit) -> String {
     })
 }
 
-pub fn building(waited_secs: u64) -> String {
+fn building(waited_secs: u64) -> String {
     fragment(context! { kind => "building", waited => waited_secs })
 }
 
@@ -101,6 +147,7 @@ pub fn page(title: &str, fragment: &str, livereload: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::runserver::build::Diagnostic;
 
     #[test]
     fn everything_is_escaped() {
@@ -112,7 +159,11 @@ mod tests {
             file: Some("src/<main>.rs".into()),
             line: Some(3),
         };
-        let html = build_failed(&[d], &["error: <b>cargo</b>".into()]);
+        let html = build_failed(&Failure {
+            diagnostics: vec![d],
+            cargo_errors: vec!["error: <b>cargo</b>".into()],
+            elapsed: std::time::Duration::ZERO,
+        });
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(!html.contains("<b>cargo"), "{html}");

@@ -1,5 +1,5 @@
 //! Live reload: the event channel every open tab listens to, and the
-//! script and banner injected into HTML pages.
+//! script and banner that [`super::inject`] puts into HTML pages.
 //!
 //! One origin for everything: the events are server-sent events at
 //! `/__manage/events` on the same address as the app, so it works behind
@@ -9,7 +9,7 @@
 //! after missing a swap, reloads.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,10 @@ use hyper::header::{self, HeaderValue};
 use hyper::Response;
 use tokio::sync::broadcast;
 
-use super::proxy::ProxyBody;
+use super::body::ProxyBody;
+
+/// Stands for the serving build's generation in the rendered snippets.
+const GENERATION_MARK: &str = "__MANAGE_GENERATION__";
 
 /// Something every open tab should know.
 #[derive(Debug, Clone)]
@@ -36,11 +39,25 @@ pub enum Event {
     Clear,
 }
 
+/// At most this many tabs listen at once; more get 503 (each holds a
+/// connection and a file descriptor of manage's).
+pub const MAX_LISTENERS: usize = 256;
+
 /// Fans events out to every connected tab.
 pub struct Hub {
     tx: broadcast::Sender<Event>,
     instance: String,
     generation: AtomicU64,
+    listeners: Arc<AtomicUsize>,
+}
+
+/// Counts one listening tab while its stream lives.
+struct Listener(Arc<AtomicUsize>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Hub {
@@ -52,6 +69,7 @@ impl Hub {
             tx,
             instance: id.iter().map(|b| format!("{b:02x}")).collect(),
             generation: AtomicU64::new(0),
+            listeners: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -70,6 +88,18 @@ impl Hub {
 
     /// The `text/event-stream` response for one tab.
     pub fn events_response(&self) -> Response<ProxyBody> {
+        if self.listeners.fetch_add(1, Ordering::AcqRel) >= MAX_LISTENERS {
+            self.listeners.fetch_sub(1, Ordering::AcqRel);
+            let mut busy = super::body::plain(
+                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                "manage: too many live-reload connections\n",
+            );
+            // The script's EventSource retries by itself later.
+            busy.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return busy;
+        }
+        let listener = Listener(self.listeners.clone());
         let hello = format!(
             "retry: 500\nevent: hello\ndata: {{\"instance\":\"{}\",\"generation\":{}}}\n\n",
             self.instance,
@@ -78,7 +108,7 @@ impl Hub {
         let rx = self.tx.subscribe();
         let first =
             stream::once(async move { Ok::<_, Infallible>(Frame::data(Bytes::from(hello))) });
-        let rest = stream::unfold(rx, |mut rx| async move {
+        let rest = stream::unfold((rx, listener), |(mut rx, listener)| async move {
             let frame = tokio::select! {
                 event = rx.recv() => match event {
                     Ok(event) => encode(&event),
@@ -89,7 +119,10 @@ impl Hub {
                 // A comment now and then keeps idle connections open.
                 _ = tokio::time::sleep(Duration::from_secs(15)) => ": keep-alive\n\n".to_owned(),
             };
-            Some((Ok::<_, Infallible>(Frame::data(Bytes::from(frame))), rx))
+            Some((
+                Ok::<_, Infallible>(Frame::data(Bytes::from(frame))),
+                (rx, listener),
+            ))
         });
         let body = StreamBody::new(futures_util::StreamExt::chain(first, rest));
         let mut response = Response::new(body.map_err(|never| match never {}).boxed());
@@ -117,36 +150,48 @@ fn encode(event: &Event) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
-/// Inserts `snippet` before the last `</body>` (any case), or at the end.
-pub fn inject(html: &[u8], snippet: &str) -> Vec<u8> {
-    let lower: Vec<u8> = html.iter().map(u8::to_ascii_lowercase).collect();
-    let at = lower
-        .windows(7)
-        .rposition(|w| w == b"</body>")
-        .unwrap_or(html.len());
-    let mut out = Vec::with_capacity(html.len() + snippet.len());
-    out.extend_from_slice(&html[..at]);
-    out.extend_from_slice(snippet.as_bytes());
-    out.extend_from_slice(&html[at..]);
-    out
+/// What goes into HTML pages, rendered once at start-up: nothing or the
+/// live-reload script normally, the banner (and script) while the newest
+/// build is broken.
+pub struct Snippets {
+    normal: Option<String>,
+    banner: String,
+}
+
+impl Snippets {
+    pub fn new(livereload: bool) -> anyhow::Result<Snippets> {
+        let render = |banner: bool| {
+            crate::render::render_embedded(
+                "runserver/inject.html.jinja",
+                &minijinja::context! { livereload, banner, generation_mark => GENERATION_MARK },
+            )
+        };
+        Ok(Snippets {
+            normal: if livereload {
+                Some(render(false)?)
+            } else {
+                None
+            },
+            banner: render(true)?,
+        })
+    }
+
+    /// The snippet for a page of build `generation`, if it gets one. The
+    /// page tells its script which build it came from, so a swap before
+    /// the script connects still reloads it.
+    pub fn for_page(&self, banner: bool, generation: u64) -> Option<String> {
+        let snippet = if banner {
+            Some(self.banner.as_str())
+        } else {
+            self.normal.as_deref()
+        };
+        snippet.map(|s| s.replace(GENERATION_MARK, &generation.to_string()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn injects_before_the_last_closing_body() {
-        let out = inject(
-            b"<html><BODY>x</Body><!-- </body> in a comment --></BODY></html>",
-            "[s]",
-        );
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "<html><BODY>x</Body><!-- </body> in a comment -->[s]</BODY></html>"
-        );
-        assert_eq!(inject(b"<p>no body", "[s]"), b"<p>no body[s]");
-    }
 
     #[test]
     fn events_are_single_line_json() {

@@ -9,122 +9,37 @@
 //! build is under way, requests wait (bounded) instead of failing.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt as _, Empty, Full};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
-use super::build::Diagnostic;
-use super::child::Exit;
+use super::body::{empty, html, plain, BoxError, ProxyBody};
 use super::errorpage;
-use super::livereload::{self, Hub};
+use super::headers::{self, MAX_HEAD};
+use super::hosts::{AllowedHosts, Verdict};
+use super::inject::{self, Injected};
+use super::livereload::{Hub, Snippets};
+use super::state::{AppState, Backend, Problem, Tracked};
 use super::statics::Statics;
+use crate::settings::RESERVED_PREFIX as RESERVED;
 use crate::ui::Ui;
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type ProxyBody = BoxBody<Bytes, BoxError>;
-
-/// One app process as the proxy sees it.
-pub struct Backend {
-    /// The app's loopback address, as a URI authority made once.
-    authority: hyper::http::uri::Authority,
-    client: Client<HttpConnector, Incoming>,
-    inflight: AtomicUsize,
-    idle: Notify,
-}
-
-impl Backend {
-    pub fn new(addr: SocketAddr) -> Arc<Backend> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(15))
-            .build(connector);
-        Arc::new(Backend {
-            authority: addr
-                .to_string()
-                .parse()
-                .expect("a socket address is a valid authority"),
-            client,
-            inflight: AtomicUsize::new(0),
-            idle: Notify::new(),
-        })
-    }
-
-    /// Waits until no request is in flight through this backend, or
-    /// `timeout` passes (a long-lived stream must not hold a stop forever).
-    pub async fn drained(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, async {
-            loop {
-                let notified = self.idle.notified();
-                if self.inflight.load(Ordering::Acquire) == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        })
-        .await;
-    }
-
-    fn enter(self: &Arc<Self>) -> Inflight {
-        self.inflight.fetch_add(1, Ordering::AcqRel);
-        Inflight(self.clone())
-    }
-}
-
-/// Counts one request in flight; dropped when its response body ends.
-struct Inflight(Arc<Backend>);
-
-impl Drop for Inflight {
-    fn drop(&mut self) {
-        if self.0.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-/// Why there is no app to forward to.
-#[derive(Clone)]
-pub enum Problem {
-    BuildFailed {
-        diagnostics: Arc<Vec<Diagnostic>>,
-        cargo_errors: Arc<Vec<String>>,
-    },
-    Crashed(Arc<Exit>),
-    NotReady(Arc<String>),
-    /// Only for answers: a request gave up waiting for a build.
-    Building,
-}
-
-/// What the coordinator publishes to the proxy.
-#[derive(Clone, Default)]
-pub struct AppState {
-    /// The child that gets traffic.
-    pub backend: Option<Arc<Backend>>,
-    /// A build (or a new child's start) is under way.
-    pub busy: bool,
-    /// The newest build's problem, if any (the old backend may still serve).
-    pub problem: Option<Problem>,
-}
 
 /// Everything a request needs to know, shared by all connections.
 pub struct ProxyConfig {
     /// How long a request waits for an app while a build runs.
     pub hold: Duration,
+    /// How long the app may take to start answering a request.
+    pub response_timeout: Duration,
     pub hub: Arc<Hub>,
     pub livereload: bool,
     pub snippets: Snippets,
@@ -133,60 +48,11 @@ pub struct ProxyConfig {
     pub ui: Ui,
 }
 
-/// The Host check against DNS rebinding (as Django's ALLOWED_HOSTS and
-/// Vite's `server.allowedHosts`).
-pub struct AllowedHosts {
-    /// Lowercase names without port; `.example.com` allows subdomains; `*` all.
-    pub extra: Vec<String>,
-    /// The address manage is bound to.
-    pub bound: IpAddr,
-}
-
-impl AllowedHosts {
-    pub fn allows(&self, host_header: &str) -> bool {
-        let host = host_without_port(host_header).to_ascii_lowercase();
-        let host = host.trim_end_matches('.');
-        if host == "localhost" || host.ends_with(".localhost") {
-            return true;
-        }
-        if let Ok(ip) = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-        {
-            if ip.is_loopback() || (ip == self.bound && !ip.is_unspecified()) {
-                return true;
-            }
-        }
-        self.extra.iter().any(|allowed| {
-            allowed == "*"
-                || allowed == host
-                || (allowed.starts_with('.')
-                    && (host.ends_with(allowed.as_str()) || host == &allowed[1..]))
-        })
-    }
-}
-
-fn host_without_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        // [v6]:port
-        return rest
-            .split(']')
-            .next()
-            .map_or(host, |h| &host[..h.len() + 2]);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
-    }
-}
-
-/// Requests with larger heads are refused with 431.
-const MAX_HEAD: usize = 32 * 1024;
+/// hyper's read buffer: room for a head a little over [`MAX_HEAD`], so
+/// the exact limit is manage's to apply (hyper's own is approximate).
+const READ_BUFFER: usize = MAX_HEAD + 16 * 1024;
 /// A client gets this long to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// HTML bodies up to this size get the live-reload script.
-const MAX_INJECT: u64 = 8 * 1024 * 1024;
 
 /// Accepts connections until the task is dropped. Each connection is its
 /// own task, so a slow client holds only itself up.
@@ -216,7 +82,7 @@ pub async fn serve(
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
-                .max_buf_size(MAX_HEAD)
+                .max_buf_size(READ_BUFFER)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await;
@@ -254,25 +120,30 @@ async fn handle(
     response
 }
 
-/// manage's own endpoints live under this prefix.
-const RESERVED: &str = "/__manage/";
-
 async fn route(
     req: Request<Incoming>,
     peer: SocketAddr,
     mut state: watch::Receiver<AppState>,
     config: &ProxyConfig,
 ) -> Response<ProxyBody> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    match host {
-        Some(host) if config.hosts.allows(&host) => {}
-        Some(host) => {
-            let name = host_without_port(&host).to_owned();
+    if headers::head_size(&req) > MAX_HEAD {
+        return plain(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &format!("manage: the request head is larger than {MAX_HEAD} bytes\n"),
+        );
+    }
+    let host = match headers::request_host(&req) {
+        Ok(host) => host,
+        Err(why) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("manage: bad request: {why}\n"),
+            )
+        }
+    };
+    match host.as_deref().map(|h| config.hosts.check(h)) {
+        Some(Verdict::Allowed) => {}
+        Some(Verdict::NotAllowed(name)) => {
             return plain(
                 StatusCode::BAD_REQUEST,
                 &format!(
@@ -282,12 +153,25 @@ async fn route(
                 ),
             );
         }
+        Some(Verdict::Invalid) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "manage: bad request: the Host header is not a valid host[:port]\n",
+            )
+        }
         None => {
             return plain(
                 StatusCode::BAD_REQUEST,
                 "manage: bad request: no Host header\n",
             )
         }
+    }
+    let host = host.unwrap_or_default();
+    if headers::unknown_transfer_coding(req.headers()) {
+        return plain(
+            StatusCode::NOT_IMPLEMENTED,
+            "manage: the request uses a transfer coding other than chunked\n",
+        );
     }
 
     let path = req.uri().path();
@@ -304,7 +188,14 @@ async fn route(
     // more than needed, never once less.
     let generation = config.hub.generation();
     match pick(&mut state, config.hold).await {
-        Ok((backend, banner)) => forward(req, peer, backend, banner, generation, config).await,
+        Ok((backend, banner)) => {
+            let page = Page {
+                banner,
+                generation,
+                wants_html,
+            };
+            forward(req, peer, &host, backend, page, config).await
+        }
         Err(state) => unavailable(&state, config, wants_html),
     }
 }
@@ -337,7 +228,7 @@ fn reserved(
         "errors" => {
             let state = state.borrow().clone();
             let (title, fragment) = match &state.problem {
-                Some(problem) => describe(problem, config.hold),
+                Some(problem) => errorpage::describe(problem, config.hold),
                 None => (
                     "No errors",
                     errorpage::not_running(
@@ -354,33 +245,6 @@ fn reserved(
     }
 }
 
-fn describe(problem: &Problem, hold: Duration) -> (&'static str, String) {
-    match problem {
-        Problem::BuildFailed {
-            diagnostics,
-            cargo_errors,
-        } => (
-            "Build failed",
-            errorpage::build_failed(diagnostics, cargo_errors),
-        ),
-        Problem::Crashed(exit) => ("The app exited", errorpage::crashed(exit)),
-        Problem::NotReady(why) => ("The app is not running", errorpage::not_running(why)),
-        Problem::Building => ("Building", errorpage::building(hold.as_secs())),
-    }
-}
-
-fn html(status: StatusCode, text: String) -> Response<ProxyBody> {
-    let mut response = plain(status, "");
-    *response.body_mut() = Full::new(Bytes::from(text))
-        .map_err(|never| match never {})
-        .boxed();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
-}
-
 /// The backend to use, and whether the page should carry the "last good
 /// build" banner; waits while a build or start is under way.
 async fn pick(
@@ -394,7 +258,7 @@ async fn pick(
             if let Some(backend) = &current.backend {
                 let banner = matches!(
                     current.problem,
-                    Some(Problem::BuildFailed { .. } | Problem::Crashed(_) | Problem::NotReady(_))
+                    Some(Problem::BuildFailed(_) | Problem::Crashed(_) | Problem::NotReady(_))
                 );
                 return Ok((backend.clone(), banner));
             }
@@ -415,51 +279,21 @@ async fn pick(
     }
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[HeaderName] = &[
-    header::CONNECTION,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Names listed in Connection are hop-by-hop too.
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in HOP_BY_HOP.iter().chain(listed.iter()) {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-}
-
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
+/// What a forwarded page needs to know for injection and errors.
+struct Page {
+    /// Show the "last good build" banner.
+    banner: bool,
+    /// The build generation the page will come from.
+    generation: u64,
+    wants_html: bool,
 }
 
 async fn forward(
     mut req: Request<Incoming>,
     peer: SocketAddr,
+    host: &str,
     backend: Arc<Backend>,
-    banner: bool,
-    generation: u64,
+    page: Page,
     config: &ProxyConfig,
 ) -> Response<ProxyBody> {
     let inflight = backend.enter();
@@ -476,40 +310,35 @@ async fn forward(
         return plain(StatusCode::BAD_REQUEST, "manage: bad request target\n");
     };
     let is_head = req.method() == Method::HEAD;
-    let upgrade = is_upgrade(req.headers()).then(|| {
+    let upgrade = headers::is_upgrade(req.headers()).then(|| {
         let protocol = req.headers().get(header::UPGRADE).cloned();
         (hyper::upgrade::on(&mut req), protocol)
     });
-    let original_host = req.headers().get(header::HOST).cloned();
     *req.uri_mut() = uri;
     *req.version_mut() = hyper::Version::HTTP_11;
     let headers = req.headers_mut();
-    strip_hop_by_hop(headers);
+    headers::strip_hop_by_hop(headers);
     if let Some((_, Some(protocol))) = &upgrade {
         headers.insert(header::UPGRADE, protocol.clone());
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let client_ip = peer.ip().to_string();
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {client_ip}"),
-        None => client_ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", v);
+    // The host the request was for (an absolute-form target's, RFC 9112
+    // §3.2.2), not whatever else the client put in Host.
+    if let Ok(value) = HeaderValue::from_str(host) {
+        headers.insert(header::HOST, value);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    if let Some(host) = original_host {
-        headers.insert("x-forwarded-host", host);
-    }
+    headers::add_forwarding(headers, peer.ip(), host);
 
-    let mut response = match backend.client.request(req).await {
-        Ok(response) => response,
-        Err(err) => {
+    let answer = tokio::time::timeout(config.response_timeout, backend.client.request(req));
+    let mut response = match answer.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => {
             return plain(
                 StatusCode::BAD_GATEWAY,
                 &format!("manage: the app did not answer this request: {err}\n"),
             )
         }
+        Err(_) => return timed_out(config, page.wants_html),
     };
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -524,147 +353,43 @@ async fn forward(
                 }
             });
             let (parts, _) = response.into_parts();
-            return Response::from_parts(
-                parts,
-                Empty::new().map_err(|never| match never {}).boxed(),
-            );
+            return Response::from_parts(parts, empty());
         }
     }
 
     let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    let snippet = if banner {
-        Some(config.snippets.banner.as_str())
-    } else {
-        config.snippets.normal.as_deref()
-    };
-    if let Some(snippet) = snippet.filter(|_| !is_head && injectable(&parts)) {
-        // Bounded by MAX_INJECT through Content-Length.
-        return match body.collect().await {
-            Ok(collected) => {
-                drop(inflight);
-                // The page tells its script which build it came from, so a
-                // swap before the script connects still reloads it.
-                let snippet = snippet.replace(GENERATION_MARK, &generation.to_string());
-                let html = livereload::inject(&collected.to_bytes(), &snippet);
-                parts
-                    .headers
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(html.len()));
-                // The page differs from what the app sent.
-                parts.headers.remove(header::ETAG);
-                parts.headers.remove(header::LAST_MODIFIED);
-                Response::from_parts(
-                    parts,
-                    Full::new(Bytes::from(html))
-                        .map_err(|never| match never {})
-                        .boxed(),
-                )
-            }
-            Err(err) => plain(
-                StatusCode::BAD_GATEWAY,
-                &format!("manage: the app's response broke off: {err}\n"),
-            ),
-        };
+    headers::strip_hop_by_hop(&mut parts.headers);
+    let body = Tracked::new(body, inflight);
+    let snippet = config
+        .snippets
+        .for_page(page.banner, page.generation)
+        .filter(|_| inject::injectable(&parts));
+    if let Some(snippet) = snippet {
+        inject::adjust_headers(&mut parts.headers, snippet.len());
+        if !is_head {
+            let body = Injected::new(body, snippet);
+            return Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
+        }
     }
-    let body = Tracked {
-        inner: body,
-        _inflight: inflight,
-    };
     Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
 }
 
-/// Whether a response is a complete, unencoded HTML page we may rewrite.
-fn injectable(parts: &hyper::http::response::Parts) -> bool {
-    let html = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
-    let identity = parts
-        .headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.eq_ignore_ascii_case("identity"));
-    let bounded = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|len| len <= MAX_INJECT);
-    html && identity && bounded && parts.status.is_success()
-}
-
-/// What goes into HTML pages, rendered once at start-up: nothing or the
-/// live-reload script normally, the banner (and script) while the newest
-/// build is broken.
-/// Stands for the serving build's generation in the rendered snippets.
-const GENERATION_MARK: &str = "__MANAGE_GENERATION__";
-
-pub struct Snippets {
-    normal: Option<String>,
-    banner: String,
-}
-
-impl Snippets {
-    pub fn new(livereload: bool) -> anyhow::Result<Snippets> {
-        let render = |banner: bool| {
-            crate::render::render_embedded(
-                "runserver/inject.html.jinja",
-                &minijinja::context! { livereload, banner, generation_mark => GENERATION_MARK },
-            )
-        };
-        Ok(Snippets {
-            normal: if livereload {
-                Some(render(false)?)
-            } else {
-                None
-            },
-            banner: render(true)?,
-        })
-    }
-}
-
-/// A response body that keeps its request counted until it ends.
-struct Tracked {
-    inner: Incoming,
-    _inflight: Inflight,
-}
-
-impl Body for Tracked {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-pub fn plain(status: StatusCode, text: &str) -> Response<ProxyBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(text.to_owned()))
-            .map_err(|never| match never {})
-            .boxed(),
+/// The app took longer than `response_timeout` to start answering (it is
+/// stopped in a debugger, or stuck): 504, with a page for a browser.
+fn timed_out(config: &ProxyConfig, wants_html: bool) -> Response<ProxyBody> {
+    let why = format!(
+        "The app did not start answering this request within {} s. Is it stopped \
+         (in a debugger, or with SIGSTOP) or stuck? `--response-timeout` sets the limit.",
+        config.response_timeout.as_secs()
     );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    if wants_html {
+        let fragment = errorpage::not_running(&why);
+        return html(
+            StatusCode::GATEWAY_TIMEOUT,
+            errorpage::page("The app did not answer", &fragment, config.livereload),
+        );
+    }
+    plain(StatusCode::GATEWAY_TIMEOUT, &format!("manage: {why}\n"))
 }
 
 /// No app to forward to: the error page for a browser, a short text for
@@ -678,135 +403,8 @@ fn unavailable(state: &AppState, config: &ProxyConfig, wants_html: bool) -> Resp
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     if wants_html {
-        let (title, fragment) = describe(&problem, config.hold);
+        let (title, fragment) = errorpage::describe(&problem, config.hold);
         return html(status, errorpage::page(title, &fragment, config.livereload));
     }
-    let text = match &problem {
-        Problem::BuildFailed {
-            diagnostics,
-            cargo_errors,
-        } => {
-            let mut text = String::from(
-                "manage: the build failed, so there is no app to serve this request.\n\
-                 Fix the errors below and save; service resumes by itself.\n\n",
-            );
-            for d in diagnostics.iter().filter(|d| d.is_error) {
-                text.push_str(&console::strip_ansi_codes(&d.rendered));
-                text.push('\n');
-            }
-            for e in cargo_errors.iter() {
-                text.push_str(e);
-                text.push('\n');
-            }
-            text
-        }
-        Problem::Crashed(exit) => format!(
-            "manage: the app exited ({}); save a change to rebuild and restart it.\n\n{}\n",
-            exit.describe(),
-            console::strip_ansi_codes(&exit.stderr_tail.join("\n"))
-        ),
-        Problem::NotReady(why) => format!("manage: the app is not running: {why}\n"),
-        Problem::Building => format!(
-            "manage: the app is still building; this request waited {} s.\n",
-            config.hold.as_secs()
-        ),
-    };
-    plain(status, &text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_backend_drains_when_its_last_request_ends() {
-        let backend = Backend::new("127.0.0.1:9".parse().unwrap());
-        let a = backend.enter();
-        let b = backend.enter();
-        let waiter = {
-            let backend = backend.clone();
-            tokio::spawn(async move {
-                let start = std::time::Instant::now();
-                backend.drained(Duration::from_secs(10)).await;
-                start.elapsed()
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        drop(a);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "one request is still in flight");
-        drop(b);
-        let waited = waiter.await.unwrap();
-        assert!(waited < Duration::from_secs(5), "{waited:?}");
-    }
-
-    #[tokio::test]
-    async fn draining_is_bounded() {
-        let backend = Backend::new("127.0.0.1:9".parse().unwrap());
-        let _stuck = backend.enter();
-        let start = std::time::Instant::now();
-        backend.drained(Duration::from_millis(100)).await;
-        assert!(start.elapsed() < Duration::from_secs(2));
-    }
-
-    #[test]
-    fn host_check() {
-        let hosts = AllowedHosts {
-            extra: vec!["myapp.test".into(), ".example.com".into()],
-            bound: "192.168.1.5".parse().unwrap(),
-        };
-        for ok in [
-            "localhost",
-            "localhost:8000",
-            "LOCALHOST",
-            "app.localhost:8000",
-            "127.0.0.1",
-            "127.0.0.1:8000",
-            "[::1]:8000",
-            "[::1]",
-            "192.168.1.5:8000",
-            "myapp.test",
-            "myapp.test:80",
-            "example.com",
-            "a.example.com",
-        ] {
-            assert!(hosts.allows(ok), "{ok} refused");
-        }
-        for bad in [
-            "evil.com",
-            "evil.com:8000",
-            "localhost.evil.com",
-            "10.0.0.1",
-            "0.0.0.0:8000",
-            "myapp.test.evil",
-            "badexample.com",
-            "",
-        ] {
-            assert!(!hosts.allows(bad), "{bad} allowed");
-        }
-        let any = AllowedHosts {
-            extra: vec!["*".into()],
-            bound: "0.0.0.0".parse().unwrap(),
-        };
-        assert!(any.allows("anything.example"));
-    }
-
-    #[test]
-    fn hop_by_hop_headers_are_dropped() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert("x-secret", HeaderValue::from_static("1"));
-        headers.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        headers.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1);
-        assert!(headers.contains_key(header::ACCEPT));
-    }
+    plain(status, &errorpage::text(&problem, config.hold))
 }

@@ -6,11 +6,14 @@
 //! `target/` costs nothing here. New directories are picked up as they
 //! appear. A change only counts when a file's content hash changed, so a
 //! `touch`, a checkout-and-back or an editor's double write does not
-//! rebuild. Bursts are coalesced with a trailing debounce bounded by a
-//! maximum wait, so an endless stream of events cannot starve the build.
+//! rebuild. A single file changed after a quiet spell is sent at once, so
+//! the build starts without waiting; several files at once, and changes
+//! that follow within the debounce, are coalesced with a
+//! trailing debounce bounded by a maximum wait, so an endless stream of
+//! events cannot starve the build. The coordinator cancels a build that a
+//! newer change overtakes, so a burst costs at most one aborted start.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::Hasher as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +23,8 @@ use ignore::Match;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use super::fingerprint::{self, Fingerprint};
 
 /// What to watch.
 #[derive(Debug, Clone)]
@@ -81,7 +86,19 @@ pub fn spawn(
         state.scan(&root, false)?;
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(state, debounce, raw_rx, commands, tx));
+    // Its own thread and runtime: reading files (however bounded) never
+    // holds up the proxy or the signal handling on the main runtime.
+    std::thread::Builder::new()
+        .name("manage-watch".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(run(state, debounce, raw_rx, commands, tx));
+            }
+        })
+        .context("cannot start the file watcher")?;
     Ok(rx)
 }
 
@@ -91,8 +108,8 @@ struct State {
     /// `.gitignore`/`.ignore` matchers by the directory they live in.
     ignores: HashMap<PathBuf, Vec<Gitignore>>,
     global: Gitignore,
-    /// Content hashes of every watched file.
-    hashes: HashMap<PathBuf, u64>,
+    /// What every watched file holds.
+    hashes: HashMap<PathBuf, Fingerprint>,
     watched: HashSet<PathBuf>,
     /// Files outside the roots that a build read.
     outside: HashSet<PathBuf>,
@@ -111,6 +128,9 @@ async fn run(
     let mut pending: HashSet<PathBuf> = HashSet::new();
     let mut first: Option<Instant> = None;
     let mut deadline = Instant::now();
+    // When the last batch was sent: a change after a quiet spell is sent
+    // at once (the leading edge), one within the debounce waits for more.
+    let mut last_sent: Option<Instant> = None;
     loop {
         tokio::select! {
             event = raw.recv() => {
@@ -118,16 +138,37 @@ async fn run(
                 let Ok(event) = event else { continue };
                 if state.note_event(&event, &mut pending) {
                     let now = Instant::now();
-                    let started = *first.get_or_insert(now);
-                    deadline = (now + debounce).min(started + limit);
+                    let quiet = last_sent.is_none_or(|t| now.duration_since(t) >= debounce);
+                    if first.is_none() && quiet {
+                        // Whatever is already queued belongs to this batch.
+                        while let Ok(event) = raw.try_recv() {
+                            if let Ok(event) = event {
+                                state.note_event(&event, &mut pending);
+                            }
+                        }
+                        first = Some(now);
+                        // One file saved: build at once. More (a checkout,
+                        // a new directory, a generator): wait for the
+                        // burst to settle, so it is one build.
+                        deadline = if pending.len() == 1 {
+                            now
+                        } else {
+                            (now + debounce).min(now + limit)
+                        };
+                    } else {
+                        let started = *first.get_or_insert(now);
+                        deadline = (now + debounce).min(started + limit);
+                    }
                 }
             }
             _ = tokio::time::sleep_until(deadline), if first.is_some() => {
                 first = None;
                 let change = state.flush(std::mem::take(&mut pending));
-                if !(change.code.is_empty() && change.statics.is_empty())
-                    && tx.send(change).is_err()
-                {
+                if change.code.is_empty() && change.statics.is_empty() {
+                    continue;
+                }
+                last_sent = Some(Instant::now());
+                if tx.send(change).is_err() {
                     return;
                 }
             }
@@ -153,13 +194,6 @@ fn is_editor_junk(name: &str) -> bool {
         || (name.starts_with('#') && name.ends_with('#'))
         || name == "4913"
         || name == ".DS_Store"
-}
-
-fn hash_file(path: &Path) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    hasher.write(&bytes);
-    Some(hasher.finish())
 }
 
 impl State {
@@ -190,8 +224,8 @@ impl State {
                         }
                     }
                 }
-            } else if let Some(hash) = hash_file(&path) {
-                self.hashes.insert(path.clone(), hash);
+            } else if let Some(fp) = fingerprint::of(&path, self.hashes.get(&path)) {
+                self.hashes.insert(path.clone(), fp);
                 if report {
                     found.push(path);
                 }
@@ -317,8 +351,11 @@ impl State {
         let mut paths: Vec<PathBuf> = pending.into_iter().collect();
         paths.sort();
         for path in paths {
-            let changed = match hash_file(&path) {
-                Some(hash) => self.hashes.insert(path.clone(), hash) != Some(hash),
+            let changed = match fingerprint::of(&path, self.hashes.get(&path)) {
+                Some(fp) => self
+                    .hashes
+                    .insert(path.clone(), fp)
+                    .is_none_or(|old| fp.differs_from(&old)),
                 // Gone (or unreadable): a change only if we knew it.
                 None => !path.is_dir() && self.hashes.remove(&path).is_some(),
             };
@@ -375,8 +412,8 @@ impl State {
                 self.watched.remove(dir);
                 continue;
             }
-            if let Some(hash) = hash_file(&file) {
-                self.hashes.insert(file.clone(), hash);
+            if let Some(fp) = fingerprint::of(&file, self.hashes.get(&file)) {
+                self.hashes.insert(file.clone(), fp);
             }
             self.outside.insert(file);
         }

@@ -6,30 +6,49 @@
 //!   fd 3 with `LISTEN_FDS`;
 //! - a container or `cargo run` uses `HOST`/`PORT` or 127.0.0.1:8000.
 //!
-//! SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish (for
-//! at most `SHUTDOWN_GRACE`), and exits 0.
+//! SIGTERM or Ctrl-C stops the server without failing a request, and it
+//! exits 0. Under systemd, the socket outlives the process: a restart hands
+//! the same socket to the next process, and nginx keeps idle connections to
+//! this one that it may reuse at any moment. Closing one of those while
+//! nginx sends a request on it fails that request (a POST is not retried),
+//! so a socket-activated instance first goes *lame duck* for up to
+//! `LAME_DUCK`: it keeps accepting and answering, every response says
+//! `Connection: close`, and it waits until nginx has closed the idle
+//! connections itself (nginx's upstream `keepalive_timeout`, 2 s in the
+//! config `manage deploy-config` writes, is shorter than `LAME_DUCK`). Then
+//! it stops accepting (connections not yet accepted wait in the socket for
+//! the next process), finishes in-flight requests for at most
+//! `SHUTDOWN_GRACE`, and exits. Started any other way (HOST/PORT,
+//! `manage runserver`), nothing takes over the socket, so it skips the
+//! lame-duck period.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
 const WELCOME: &str = include_str!("welcome.html");
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Longest lame-duck period of a socket-activated instance (see above).
+const LAME_DUCK: Duration = Duration::from_secs(5);
 
 fn main() -> std::io::Result<()> {
     // Claim an inherited socket (fd 3) before the runtime opens descriptors
     // of its own.
-    let std_listener = listener()?;
+    let (std_listener, inherited) = listener()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -40,14 +59,21 @@ fn main() -> std::io::Result<()> {
             env!("CARGO_PKG_NAME"),
             listener.local_addr()?
         );
-        serve(listener).await;
+        // Only systemd (which sets INVOCATION_ID) hands this socket to a
+        // successor; `manage runserver` and systemfd pass one but switch
+        // traffic themselves, so there is nobody to wait for.
+        let successor = inherited && std::env::var_os("INVOCATION_ID").is_some();
+        serve(listener, if successor { LAME_DUCK } else { Duration::ZERO }).await;
         Ok(())
     })
 }
 
-/// The socket to serve on: inherited from systemd, or bound from HOST/PORT.
-fn listener() -> std::io::Result<std::net::TcpListener> {
-    let listener = match inherited_listener()? {
+/// The socket to serve on: inherited from systemd (`true`), or bound from
+/// HOST/PORT.
+fn listener() -> std::io::Result<(std::net::TcpListener, bool)> {
+    let inherited = inherited_listener()?;
+    let was_inherited = inherited.is_some();
+    let listener = match inherited {
         Some(listener) => listener,
         None => {
             let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
@@ -64,7 +90,7 @@ fn listener() -> std::io::Result<std::net::TcpListener> {
         }
     };
     listener.set_nonblocking(true)?;
-    Ok(listener)
+    Ok((listener, was_inherited))
 }
 
 /// systemd socket activation: `LISTEN_FDS` sockets start at fd 3.
@@ -104,42 +130,106 @@ fn inherited_listener() -> std::io::Result<Option<std::net::TcpListener>> {
     Ok(None)
 }
 
-/// Accepts connections until SIGTERM/SIGINT, then drains them.
-async fn serve(listener: TcpListener) {
-    let graceful = GracefulShutdown::new();
+/// Accepts connections until SIGTERM/SIGINT, then stops without failing a
+/// request: lame duck for at most `lame_duck`, then in-flight requests.
+async fn serve(listener: TcpListener, lame_duck: Duration) {
+    let draining = Arc::new(AtomicBool::new(false));
+    // Connections from before the signal: hyper may close them once idle
+    // (at the end only). Each task holds a sender; `recv` returns `None`
+    // when every one of them has closed.
+    let before = GracefulShutdown::new();
+    let (before_tx, mut before_rx) = mpsc::channel::<()>(1);
+    // Connections accepted while lame duck: never closed by us before their
+    // one response, since their request may still be on its way.
+    let (after_tx, mut after_rx) = mpsc::channel::<()>(1);
+
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        // Out of file descriptors and the like: wait, don't spin.
-                        eprintln!("accept failed: {err}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let service = service_fn(move |req| handle(req, peer));
-                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(err) = conn.await {
-                        eprintln!("connection from {peer}: {err}");
-                    }
-                });
+                if let Some((stream, peer)) = accepted_or_wait(accepted).await {
+                    let conn = before.watch(connection(stream, peer, &draining));
+                    spawn_connection(conn, peer, before_tx.clone());
+                }
             }
             () = &mut shutdown => break,
         }
     }
+    draining.store(true, Ordering::SeqCst);
+    drop(before_tx);
+
+    if !lame_duck.is_zero() {
+        eprintln!("shutting down: answering with `Connection: close` until idle connections are gone");
+        let deadline = tokio::time::sleep(lame_duck);
+        let mut deadline = std::pin::pin!(deadline);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Some((stream, peer)) = accepted_or_wait(accepted).await {
+                        spawn_connection(connection(stream, peer, &draining), peer, after_tx.clone());
+                    }
+                }
+                None = before_rx.recv() => break,
+                () = &mut deadline => break,
+            }
+        }
+    }
+    // Connections that are not accepted yet stay in the socket: systemd
+    // hands it to the next process.
     drop(listener);
+    drop(after_tx);
     eprintln!("shutting down: finishing in-flight requests");
+    let finished = async {
+        tokio::join!(before.shutdown(), async {
+            while after_rx.recv().await.is_some() {}
+        });
+    };
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = finished => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             eprintln!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
     }
+}
+
+/// An accepted connection, or `None` after a pause when accept failed (out
+/// of file descriptors and the like: wait, don't spin).
+async fn accepted_or_wait(
+    accepted: std::io::Result<(TcpStream, SocketAddr)>,
+) -> Option<(TcpStream, SocketAddr)> {
+    match accepted {
+        Ok(accepted) => Some(accepted),
+        Err(err) => {
+            eprintln!("accept failed: {err}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+/// HTTP/1 on one connection; responses say `Connection: close` once
+/// `draining` is set.
+fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    draining: &Arc<AtomicBool>,
+) -> impl GracefulConnection<Error = hyper::Error> + Send + 'static {
+    let draining = draining.clone();
+    let service = service_fn(move |req| handle(req, peer, draining.clone()));
+    http1::Builder::new().serve_connection(TokioIo::new(stream), service)
+}
+
+fn spawn_connection(
+    conn: impl Future<Output = hyper::Result<()>> + Send + 'static,
+    peer: SocketAddr,
+    guard: mpsc::Sender<()>,
+) {
+    tokio::spawn(async move {
+        let _guard = guard;
+        if let Err(err) = conn.await {
+            eprintln!("connection from {peer}: {err}");
+        }
+    });
 }
 
 async fn shutdown_signal() {
@@ -162,9 +252,17 @@ async fn shutdown_signal() {
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
+    draining: Arc<AtomicBool>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let start = Instant::now();
-    let response = route(&req);
+    let mut response = route(&req);
+    if draining.load(Ordering::SeqCst) {
+        // hyper closes the connection after this response, so the peer
+        // never sends another request on a connection about to go away.
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     eprintln!(
         "{peer} \"{} {} {:?}\" {} {:.1}ms",
         req.method(),

@@ -164,7 +164,14 @@ pub struct Netns {
 
 impl Netns {
     pub fn new() -> Netns {
-        let prefix = format!("mg{}", std::process::id());
+        Netns::with_prefix("mg")
+    }
+
+    /// Namespaces named `{prefix}{pid}...`: a test of its own picks a
+    /// prefix of its own, so tests running at once never share a name
+    /// (interface names take it too: keep it to 2 or 3 characters).
+    pub fn with_prefix(prefix: &str) -> Netns {
+        let prefix = format!("{prefix}{}", std::process::id());
         let mut ns = Netns {
             names: Vec::new(),
             prefix,

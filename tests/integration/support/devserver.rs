@@ -81,7 +81,7 @@ fn title_of(html: &str) -> String {
 }
 
 /// A copy of the std-only echo app (not a generated project) in a temp dir.
-fn echo_app() -> (tempfile::TempDir, PathBuf) {
+pub fn echo_app() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("echo-app");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/echo-app");

@@ -283,6 +283,31 @@ pub fn build_project(dir: &Path, name: &str) -> PathBuf {
     shared_target_dir().join("debug").join(name)
 }
 
+/// Alive and not a zombie waiting to be reaped.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next()),
+            Some("Z") | Some("X")
+        ),
+        Err(_) => false,
+    }
+}
+
+/// The processes below `pid` that the app and cargo make up: everything
+/// but runserver's own reaper (`manage __reap`).
+pub fn app_descendants(pid: i32) -> Vec<i32> {
+    descendants(pid)
+        .into_iter()
+        .filter(|p| {
+            !std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|arg| arg == b"__reap"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// Every process below `pid`, from /proc.
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut parents: Vec<(i32, i32)> = Vec::new();

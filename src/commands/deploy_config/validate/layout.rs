@@ -188,7 +188,9 @@ pub fn layout(
                     db: false,
                     bind_socket: socket_host(&bind),
                     bind,
-                    allow_in: vec![web.to_string()],
+                    // The machine itself too: install.sh asks each
+                    // instance for its health path before the next restart.
+                    allow_in: vec![web.to_string(), a.to_string()],
                     allow_service: [web.to_string(), db.to_string(), localhost.clone()]
                         .into_iter()
                         .chain(egress.iter().cloned())

@@ -27,7 +27,11 @@ pub struct Validated {
 ///
 /// Each part of the context has its function; they run in the order of
 /// the settings' documentation, so problems are reported in that order.
-pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Validated, Problems> {
+pub fn validate(
+    name: &str,
+    s: &Settings,
+    shared: &crate::settings::Settings,
+) -> Result<Validated, Problems> {
     let mut p = Problems::default();
     let mut warnings = Vec::new();
     let crate_name = name.replace('-', "_");
@@ -39,7 +43,7 @@ pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Val
         letsencrypt_dir,
     } = web::tls(&mut p, &mut warnings, s, &domains);
     let ports = ports::ports(&mut p, &mut warnings, s, tls.enabled);
-    let paths = service::paths(&mut p, s, name, &crate_name, shared_static_url);
+    let paths = service::paths(&mut p, s, name, &crate_name, shared);
     let limits = web::limits(&mut p, &mut warnings, s);
     let nginx = web::nginx(&mut p, s, &ports, &domains);
     let db = service::database(&mut p, s, &crate_name, ports.db);
@@ -99,6 +103,7 @@ pub fn validate(name: &str, s: &Settings, shared_static_url: &str) -> Result<Val
         env_dir: paths.env_dir,
         static_root: paths.static_root,
         static_url: paths.static_url,
+        health_path: paths.health_path,
         client_max_body_size: limits.client_max_body_size,
         proxy_connect_timeout: limits.proxy_connect_timeout,
         proxy_read_timeout: limits.proxy_read_timeout,
@@ -146,7 +151,7 @@ mod tests {
     use super::*;
 
     fn problems(s: &Settings) -> Vec<String> {
-        match validate("site", s, "/static/") {
+        match validate("site", s, &Default::default()) {
             Ok(_) => Vec::new(),
             Err(p) => p.0,
         }
@@ -161,7 +166,8 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_hardened() {
-        let v = validate("site", &base(), "/static/").unwrap_or_else(|p| panic!("{:?}", p.0));
+        let v =
+            validate("site", &base(), &Default::default()).unwrap_or_else(|p| panic!("{:?}", p.0));
         let c = v.context;
         assert_eq!(c.tls.mode, "letsencrypt");
         assert!(c.hsts.enabled);
@@ -182,7 +188,10 @@ mod tests {
         let mut s = base();
         s.nginx_version = "1.25.1".into();
         s.openssl_version = "3.5".into();
-        let c = validate("site", &s, "/static/").ok().unwrap().context;
+        let c = validate("site", &s, &Default::default())
+            .ok()
+            .unwrap()
+            .context;
         assert!(c.nginx.http2_directive);
         assert!(!c.nginx.session_tickets_off);
         assert!(c.nginx.ecdh_curve.starts_with("?X25519MLKEM768:"));

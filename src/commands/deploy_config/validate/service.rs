@@ -16,6 +16,8 @@ pub struct Paths {
     pub env_dir: String,
     pub static_root: String,
     pub static_url: String,
+    /// What install.sh asks each instance before it counts as ready.
+    pub health_path: String,
 }
 
 pub fn paths(
@@ -23,7 +25,7 @@ pub fn paths(
     s: &Settings,
     name: &str,
     crate_name: &str,
-    shared_static_url: &str,
+    shared: &crate::settings::Settings,
 ) -> Paths {
     let user = user_name(p, "user", s.user.as_deref().unwrap_or(crate_name)).unwrap_or_default();
     if user == "root" {
@@ -78,9 +80,20 @@ pub fn paths(
     let static_url = url_path(
         p,
         "static-url",
-        s.static_url.as_deref().unwrap_or(shared_static_url),
+        s.static_url.as_deref().unwrap_or(
+            shared
+                .static_url
+                .as_deref()
+                .unwrap_or(crate::settings::DEFAULT_STATIC_URL),
+        ),
     )
     .unwrap_or_default();
+    // `health-path` of [package.metadata.manage], shared with runserver.
+    // Without one, any answer to `/` shows that the app is up.
+    let health_path = match &shared.health_path {
+        Some(path) => request_path(p, "health-path", path).unwrap_or_default(),
+        None => "/".into(),
+    };
     Paths {
         user,
         prefix,
@@ -89,6 +102,7 @@ pub fn paths(
         env_dir,
         static_root,
         static_url,
+        health_path,
     }
 }
 

@@ -1,0 +1,172 @@
+//! The contract between the coordinator and the proxy: which app gets
+//! traffic ([`AppState`], published on a watch channel), why there is none
+//! ([`Problem`]), and how many requests are still running on an app
+//! ([`Backend`]), so an old app is only stopped once it is drained.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::Notify;
+
+use super::build::Failure;
+use super::child::Exit;
+
+/// One app process as the proxy sees it.
+pub struct Backend {
+    /// The app's address, as a URI authority made once.
+    pub authority: hyper::http::uri::Authority,
+    pub client: Client<HttpConnector, Incoming>,
+    inflight: AtomicUsize,
+    idle: Notify,
+}
+
+impl Backend {
+    pub fn new(addr: SocketAddr) -> Arc<Backend> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(15))
+            .build(connector);
+        Arc::new(Backend {
+            authority: addr
+                .to_string()
+                .parse()
+                .expect("a socket address is a valid authority"),
+            client,
+            inflight: AtomicUsize::new(0),
+            idle: Notify::new(),
+        })
+    }
+
+    /// Waits until no request is in flight through this backend, or
+    /// `timeout` passes (a long-lived stream must not hold a stop forever).
+    pub async fn drained(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, async {
+            loop {
+                let notified = self.idle.notified();
+                if self.inflight.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+    }
+
+    /// Counts one request until the returned guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> Inflight {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        Inflight(self.clone())
+    }
+}
+
+/// Counts one request in flight; dropped when its response body ends.
+pub struct Inflight(Arc<Backend>);
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        if self.0.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A response body that keeps its request counted until it ends.
+pub struct Tracked {
+    inner: Incoming,
+    _inflight: Inflight,
+}
+
+impl Tracked {
+    pub fn new(inner: Incoming, inflight: Inflight) -> Tracked {
+        Tracked {
+            inner,
+            _inflight: inflight,
+        }
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Why there is no app to forward to.
+#[derive(Clone)]
+pub enum Problem {
+    BuildFailed(Arc<Failure>),
+    Crashed(Arc<Exit>),
+    NotReady(Arc<String>),
+    /// Only for answers: a request gave up waiting for a build.
+    Building,
+}
+
+/// What the coordinator publishes to the proxy.
+#[derive(Clone, Default)]
+pub struct AppState {
+    /// The child that gets traffic.
+    pub backend: Option<Arc<Backend>>,
+    /// A build (or a new child's start) is under way.
+    pub busy: bool,
+    /// The newest build's problem, if any (the old backend may still serve).
+    pub problem: Option<Problem>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_backend_drains_when_its_last_request_ends() {
+        let backend = Backend::new("127.0.0.1:9".parse().unwrap());
+        let a = backend.enter();
+        let b = backend.enter();
+        let waiter = {
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let start = std::time::Instant::now();
+                backend.drained(Duration::from_secs(10)).await;
+                start.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "one request is still in flight");
+        drop(b);
+        let waited = waiter.await.unwrap();
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn draining_is_bounded() {
+        let backend = Backend::new("127.0.0.1:9".parse().unwrap());
+        let _stuck = backend.enter();
+        let start = std::time::Instant::now();
+        backend.drained(Duration::from_millis(100)).await;
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+}
