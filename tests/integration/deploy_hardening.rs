@@ -331,6 +331,10 @@ fn values_nginx_or_systemd_would_reject_are_refused() {
             &["--domain", "example.com,Example.com."],
             "`domains[1]` = `Example.com.`: is listed twice",
         ),
+        (
+            &["--prefix", "/home/deploy/rejects"],
+            "`prefix` = `/home/deploy/rejects`: the service runs with ProtectHome=yes",
+        ),
         (&["--user", &"u".repeat(32)], "has at most 31 characters"),
     ] {
         let stderr = refused(&s, args);

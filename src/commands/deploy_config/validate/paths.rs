@@ -217,7 +217,6 @@ mod tests {
             "/run/nginx.pid",
             "/var/log/nginx",
             "/tmp/scratch/static",
-            "/home/deploy/site",
             "/etc/passwd-site/env",
         ] {
             assert!(problems(|p| not_system(p, "prefix", ok)).is_empty(), "{ok}");

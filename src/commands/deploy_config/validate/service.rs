@@ -51,6 +51,17 @@ pub fn paths(
     if !binary.is_empty() {
         not_packaged_binary(p, &binary);
     }
+    // The unit has ProtectHome=yes: the app could neither start nor find
+    // its working directory there.
+    for (key, path) in [("prefix", &prefix), ("binary", &binary)] {
+        if path.starts_with("/home/") || path.starts_with("/run/user/") {
+            p.add(
+                key,
+                path,
+                "the service runs with ProtectHome=yes, which hides home directories; use `/opt/NAME`",
+            );
+        }
+    }
     // install.sh creates this directory, root-only, when it is missing.
     if is_system_dir(&env_dir) && !env_file.is_empty() {
         p.add(
