@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::devserver::DevServer;
-use crate::support::{alive, descendants, eventually};
+use crate::support::{alive, descendants, eventually, mkfifo, rss_kib};
 
 /// A std-only app that starts a long-lived helper process of its own, as
 /// apps with workers, watchers or a bundled database do.
@@ -101,24 +101,6 @@ fn main() {
     }
 }
 "#;
-
-fn mkfifo(path: &std::path::Path) {
-    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo on a path in the test's own temp dir.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 #[test]
 fn fifos_devices_and_huge_files_in_the_project_block_nothing() {

@@ -196,30 +196,9 @@ fn count_lines(proc: &Running, needle: &str, window: Duration) -> usize {
 }
 
 fn child_addr_of(pid: i32) -> Vec<String> {
-    // The app's listening sockets, from /proc/net/tcp (loopback, LISTEN).
-    let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| fs::read_link(e.path()).ok())
-                .filter_map(|l| {
-                    l.to_string_lossy()
-                        .strip_prefix("socket:[")
-                        .map(|s| s.trim_end_matches(']').to_owned())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 9 && f[3] == "0A" && inodes.iter().any(|i| i == f[9])).then(|| {
-                let port = u16::from_str_radix(f[1].rsplit(':').next().unwrap(), 16).unwrap();
-                format!("127.0.0.1:{port}")
-            })
-        })
+    crate::support::listening_ports_of(pid)
+        .into_iter()
+        .map(|port| format!("127.0.0.1:{port}"))
         .collect()
 }
 

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::devserver::{FIRST_BUILD, REBUILD};
 use crate::support::{
-    alive, descendants, eventually, free_port, get, manage, shared_target_dir, Running,
+    alive, descendants, eventually, free_port, get, listen_table, listening_ports_of, manage,
+    shared_target_dir, Running,
 };
 
 /// Lines that mean the app will not be served: waiting longer is pointless.
@@ -493,52 +494,9 @@ fn processes_running(exes: &[String]) -> Vec<i32> {
     out
 }
 
-/// The LISTEN entries of /proc/net/tcp and tcp6: (port, socket inode).
-fn listen_table() -> Vec<(u16, String)> {
-    let mut out = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = fs::read_to_string(table).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // local address, remote address, state (0A = LISTEN), ..., inode
-            if f.len() > 9 && f[3] == "0A" {
-                if let Some(port) = f[1]
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| u16::from_str_radix(p, 16).ok())
-                {
-                    out.push((port, f[9].to_owned()));
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Every port something on this machine listens on (any address).
 fn listening_ports() -> Vec<u16> {
     listen_table().into_iter().map(|(p, _)| p).collect()
-}
-
-/// Ports of the listening sockets among `pid`'s open files.
-fn listening_ports_of(pid: i32) -> Vec<u16> {
-    let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| fs::read_link(e.path()).ok())
-                .filter_map(|l| {
-                    l.to_string_lossy()
-                        .strip_prefix("socket:[")
-                        .map(|s| s.trim_end_matches(']').to_owned())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    listen_table()
-        .into_iter()
-        .filter(|(_, inode)| inodes.contains(inode))
-        .map(|(port, _)| port)
-        .collect()
 }
 
 // ---------------------------------------------------------------- fixed port

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::devserver::DevServer;
-use crate::support::{eventually, request};
+use crate::support::{eventually, mkfifo, request, rss_kib};
 
 /// `SEND_TIMEOUT` in src/commands/runserver/statics.rs.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,15 +59,6 @@ fn serve(name: &str, setup: impl FnOnce(&Path)) -> DevServer {
 /// A file of `len` bytes that takes no disk space.
 fn sparse(path: &Path, len: u64) {
     fs::File::create(path).unwrap().set_len(len).unwrap();
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
 }
 
 /// How many of `pid`'s descriptors are open on `file`.
@@ -287,13 +278,6 @@ fn byte_ranges_answer_206_and_416() {
         assert_eq!(head.header("etag"), Some(etag.as_str()), "{extra}");
         assert!(head.body.is_empty());
     }
-}
-
-fn mkfifo(path: &Path) {
-    use std::os::unix::ffi::OsStrExt as _;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
 }
 
 /// Swaps two names atomically, so a reader sees one file or the other.

@@ -14,7 +14,14 @@ pub const MAX_HEAD: usize = 32 * 1024;
 /// The request head's size in bytes, as it was sent.
 pub fn head_size<B>(req: &Request<B>) -> usize {
     // "METHOD TARGET HTTP/1.1\r\n", each "name: value\r\n", and "\r\n".
-    let line = req.method().as_str().len() + 1 + req.uri().to_string().len() + 1 + 8 + 2;
+    let uri = req.uri();
+    // The target as sent, measured without formatting it on every request.
+    let target = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => scheme.len() + 3 + authority.as_str().len(),
+        (None, Some(authority)) => authority.as_str().len(),
+        _ => 0,
+    } + uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + 1 + 8 + 2;
     let fields: usize = req
         .headers()
         .iter()
@@ -177,6 +184,19 @@ mod tests {
             HeaderValue::from_static("gzip, chunked"),
         );
         assert!(unknown_transfer_coding(&headers));
+    }
+
+    #[test]
+    fn head_size_counts_the_request_as_sent() {
+        let req = Request::builder()
+            .uri("http://localhost:8000/a?b=1")
+            .header(header::HOST, "localhost:8000")
+            .body(())
+            .unwrap();
+        let wire = "GET http://localhost:8000/a?b=1 HTTP/1.1\r\nhost: localhost:8000\r\n\r\n";
+        assert_eq!(head_size(&req), wire.len());
+        let req = Request::builder().uri("/x").body(()).unwrap();
+        assert_eq!(head_size(&req), "GET /x HTTP/1.1\r\n\r\n".len());
     }
 
     #[test]

@@ -153,7 +153,7 @@ async fn run(
                         deadline = if pending.len() == 1 {
                             now
                         } else {
-                            (now + debounce).min(now + limit)
+                            now + debounce.min(limit)
                         };
                     } else {
                         let started = *first.get_or_insert(now);
