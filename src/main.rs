@@ -7,6 +7,8 @@
 mod cli;
 mod commands;
 mod error;
+mod files;
+mod names;
 mod project;
 mod render;
 mod settings;

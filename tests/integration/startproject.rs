@@ -138,6 +138,111 @@ fn templates_that_escape_the_destination_are_refused() {
     assert!(tree(tmp.path()).is_empty());
 }
 
+/// `manage` with its data segment capped: reading a 1 GB file whole
+/// would fail the allocation and abort instead of giving a clear error.
+fn manage_within(limit: u64) -> assert_cmd::Command {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = manage();
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_DATA, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    assert_cmd::Command::from_std(cmd)
+}
+
+#[test]
+fn templates_with_fifos_or_huge_files_are_refused_in_bounded_time_and_memory() {
+    // A FIFO with no writer: reading it would block forever.
+    let template = user_template(&[("ok.txt", "fine")]);
+    support::mkfifo(&template.path().join("pipe"));
+    let dest = tempfile::tempdir().unwrap();
+    manage_within(256 << 20)
+        .current_dir(dest.path())
+        .args(["startproject", "site", "--template"])
+        .arg(template.path())
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("template file `pipe` is a FIFO (named pipe), not a regular file")
+                .and(predicate::str::contains("regular files only")),
+        );
+    assert!(tree(dest.path()).is_empty(), "{:?}", tree(dest.path()));
+
+    // A 1 GB file (sparse: it costs no disk) under a 256 MiB data limit.
+    let template = user_template(&[("ok.txt", "fine")]);
+    let huge = fs::File::create(template.path().join("huge.bin")).unwrap();
+    huge.set_len(1 << 30).unwrap();
+    manage_within(256 << 20)
+        .current_dir(dest.path())
+        .args(["startproject", "site", "--template"])
+        .arg(template.path())
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "template file `huge.bin` is larger than 16 MiB",
+        ));
+    // Files that fit one by one but not together.
+    let template = user_template(&[]);
+    for i in 0..5 {
+        let f = fs::File::create(template.path().join(format!("part{i}.bin"))).unwrap();
+        f.set_len(15 << 20).unwrap();
+    }
+    manage_within(256 << 20)
+        .current_dir(dest.path())
+        .args(["startproject", "site", "--template"])
+        .arg(template.path())
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("under 64 MiB"));
+    assert!(tree(dest.path()).is_empty(), "{:?}", tree(dest.path()));
+}
+
+#[test]
+fn every_accepted_name_gives_a_project_deploy_config_accepts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let long = format!("a{}", "-B".repeat(31) + "c");
+    assert_eq!(long.len(), 64);
+    for name in ["A", "Main", "Nul-x", "my-Blog", long.as_str()] {
+        manage()
+            .current_dir(tmp.path())
+            .args(["startproject", name])
+            .assert()
+            .success();
+        let out = tmp.path().join(format!("{name}-deploy"));
+        manage()
+            .current_dir(tmp.path().join(name))
+            .args(["deploy-config", "--out"])
+            .arg(&out)
+            .assert()
+            .success();
+        let unit = fs::read_to_string(out.join(format!("systemd/{name}@.service"))).unwrap();
+        let user = name.to_ascii_lowercase().replace('-', "_");
+        let user = &user[..user.len().min(31)];
+        assert!(unit.contains(&format!("User={user}\n")), "{name}: {unit}");
+    }
+    // Names whose derived account is the system's are refused up front.
+    for name in ["root", "Nobody", "postgres", "www-data"] {
+        manage()
+            .current_dir(tmp.path())
+            .args(["startproject", name])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("would make the app run as the system account"));
+    }
+}
+
 #[test]
 fn a_failure_half_way_removes_only_what_this_run_created() {
     // The last file's name is too long for the file system: the first files

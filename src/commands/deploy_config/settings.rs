@@ -151,7 +151,7 @@ pub struct Overrides {
     /// Port of the first instance; instance i listens on base-port + i - 1
     #[arg(long, value_name = "PORT")]
     pub base_port: Option<u64>,
-    /// Unix user the app runs as
+    /// Unix user the app runs as [default: the package name in lowercase, `-` as `_`, at most 31 characters]
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
     /// Install prefix on the app machines
@@ -193,10 +193,10 @@ pub struct Overrides {
     /// PostgreSQL port on the database machine
     #[arg(long, value_name = "PORT")]
     pub db_port: Option<u64>,
-    /// Database the app machines may use [default: the crate name]
+    /// Database the app machines may use [default: the package name in lowercase, `-` as `_`]
     #[arg(long, value_name = "NAME")]
     pub db_name: Option<String>,
-    /// Database user of the app [default: the crate name]
+    /// Database user of the app [default: as db-name]
     #[arg(long, value_name = "NAME")]
     pub db_user: Option<String>,
     /// Addresses or networks the app may connect to (repeat; none by default)

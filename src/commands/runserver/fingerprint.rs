@@ -10,7 +10,6 @@
 use std::fs::File;
 use std::hash::Hasher as _;
 use std::io::Read as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -58,15 +57,8 @@ pub fn of(path: &Path, previous: Option<&Fingerprint>) -> Option<Fingerprint> {
             hash: None,
         });
     }
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    // Swapped for something else between the stat and the open?
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
+    // Judged again by the handle: swapped for a FIFO since the stat?
+    let (mut file, _) = crate::files::open_regular(path).ok()?;
     Some(Fingerprint {
         len,
         mtime,

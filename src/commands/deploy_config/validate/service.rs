@@ -27,8 +27,15 @@ pub fn paths(
     crate_name: &str,
     shared: &crate::settings::Settings,
 ) -> Paths {
-    let user = user_name(p, "user", s.user.as_deref().unwrap_or(crate_name)).unwrap_or_default();
-    if user == "root" {
+    let default_user = crate::names::account(crate_name);
+    let user = user_name(p, "user", s.user.as_deref().unwrap_or(&default_user)).unwrap_or_default();
+    if s.user.is_none() && crate::names::system_account(&user) {
+        p.add(
+            "user",
+            &user,
+            format!("the package name gives the default user `{user}`, a system account; set `user` to an account of the app's own"),
+        );
+    } else if user == "root" {
         p.add(
             "user",
             &user,
@@ -108,8 +115,9 @@ pub fn paths(
 
 /// The PostgreSQL database and role; `port` was checked with the others.
 pub fn database(p: &mut Problems, s: &Settings, crate_name: &str, port: u16) -> Db {
-    let name = sql_ident(p, "db-name", s.db_name.as_deref().unwrap_or(crate_name));
-    let user = sql_ident(p, "db-user", s.db_user.as_deref().unwrap_or(crate_name));
+    let default = crate::names::database(crate_name);
+    let name = sql_ident(p, "db-name", s.db_name.as_deref().unwrap_or(&default));
+    let user = sql_ident(p, "db-user", s.db_user.as_deref().unwrap_or(&default));
     Db {
         port,
         name: name.unwrap_or_default(),
