@@ -40,6 +40,15 @@ fn main() {
                 "/partial" => (format!("HTTP/1.1 206 Partial Content\r\nContent-Type: text/html\r\nContent-Range: bytes 0-{}/99\r\nContent-Length: {}\r\n", page.len() - 1, page.len()), page.into()),
                 "/gzip" => (format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n", page.len()), page.into()),
                 "/digest" => (format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\r\nDigest: sha-256=abc\r\nETag: \"x\"\r\nContent-Length: {}\r\n", page.len()), page.into()),
+                "/endless" => {
+                    // 64 KiB at a time, up to 1 GiB, for as long as anyone takes it.
+                    let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n");
+                    let chunk = vec![b'x'; 64 * 1024];
+                    for _ in 0..16384 {
+                        if out.write_all(&chunk).is_err() { break; }
+                    }
+                    return;
+                }
                 "/stuck" => {
                     std::thread::sleep(std::time::Duration::from_secs(60));
                     return;
@@ -284,4 +293,47 @@ fn many_open_connections_do_not_starve_new_requests() {
     );
     drop(idle);
     drop(tmp);
+}
+
+#[test]
+fn a_client_that_stops_reading_a_proxied_response_loses_its_connection() {
+    // stall.rs's SEND_TIMEOUT.
+    const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+    let server = pages(&[]);
+    let mut client = TcpStream::connect(&server.addr).unwrap();
+    client
+        .write_all(b"GET /endless HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // Take nothing for longer than the send timeout...
+    std::thread::sleep(SEND_TIMEOUT + Duration::from_secs(5));
+    // ...then what the kernels and hyper buffered drains, and the stream
+    // ends: manage closed the connection instead of waiting forever.
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut drained = 0u64;
+    loop {
+        match client.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => drained += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the connection is still open ({drained} bytes drained, then {e})"),
+        }
+        assert!(
+            drained < 256 << 20 && started.elapsed() < Duration::from_secs(20),
+            "the response still flows after the send timeout ({drained} bytes)"
+        );
+    }
+    eprintln!("drained {drained} bytes buffered before the connection closed");
+    // The proxy still serves everyone else.
+    assert_eq!(
+        raw(
+            &server,
+            "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .status,
+        200
+    );
 }

@@ -173,8 +173,10 @@ fn templates_with_fifos_or_huge_files_are_refused_in_bounded_time_and_memory() {
         .assert()
         .code(1)
         .stderr(
-            predicate::str::contains("template file `pipe` is a FIFO (named pipe), not a regular file")
-                .and(predicate::str::contains("regular files only")),
+            predicate::str::contains(
+                "template file `pipe` is a FIFO (named pipe), not a regular file",
+            )
+            .and(predicate::str::contains("regular files only")),
         );
     assert!(tree(dest.path()).is_empty(), "{:?}", tree(dest.path()));
 
@@ -239,7 +241,9 @@ fn every_accepted_name_gives_a_project_deploy_config_accepts() {
             .args(["startproject", name])
             .assert()
             .code(1)
-            .stderr(predicate::str::contains("would make the app run as the system account"));
+            .stderr(predicate::str::contains(
+                "would make the app run as the system account",
+            ));
     }
 }
 

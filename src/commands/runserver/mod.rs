@@ -35,6 +35,7 @@ pub mod process;
 pub mod proxy;
 pub mod ready;
 pub mod reaper;
+pub mod stall;
 pub mod state;
 pub mod statics;
 pub mod watch;

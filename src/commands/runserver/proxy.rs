@@ -29,6 +29,7 @@ use super::headers::{self, MAX_HEAD};
 use super::hosts::{AllowedHosts, Verdict};
 use super::inject::{self, Injected};
 use super::livereload::{Hub, Snippets};
+use super::stall::{WriteTimeout, SEND_TIMEOUT};
 use super::state::{AppState, Backend, Problem, Tracked};
 use super::statics::Statics;
 use crate::settings::RESERVED_PREFIX as RESERVED;
@@ -83,7 +84,10 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
                 .max_buf_size(READ_BUFFER)
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(
+                    TokioIo::new(WriteTimeout::new(stream, SEND_TIMEOUT)),
+                    service,
+                )
                 .with_upgrades()
                 .await;
         });

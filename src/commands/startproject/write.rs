@@ -85,4 +85,3 @@ pub fn write_project(
     }
     Ok(())
 }
-

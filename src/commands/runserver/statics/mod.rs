@@ -13,7 +13,6 @@
 //! with 206 (or 416), so media seeking and resumed downloads work.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
@@ -31,10 +30,9 @@ use self::stream::*;
 /// bounds what a response holds of a file, besides hyper's write buffer.
 const CHUNK: usize = 64 * 1024;
 
-/// A client that takes no data for this long loses its file: the reader
-/// stops and closes it, and the response fails (the connection is closed)
-/// when hyper next asks the body for data (#9).
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+// A client that takes no data for this long loses its file: the reader
+// stops and closes it, and the connection is closed (#9).
+use super::stall::SEND_TIMEOUT;
 
 pub struct Statics {
     /// URL prefix, always with a leading and a trailing `/`.
