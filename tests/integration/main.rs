@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod collectstatic;
 mod deploy_config;
 mod deploy_generated;
 mod deploy_hardening;
