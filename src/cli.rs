@@ -14,6 +14,7 @@ Development and production are two worlds, as in Django:
   manage runserver               develop it behind a live-reloading proxy
   manage deploy-config           generate nginx + systemd files for production
   manage collectstatic           hashed, compressed static files for nginx
+  manage check --deploy          what is weak or stale before deploying
 
 See `manage help <command>` for the options of each command.";
 
@@ -82,6 +83,8 @@ pub enum Command {
     DeployConfig(commands::deploy_config::Args),
     /// Copy static files to a build directory with hashed names, a manifest and .gz/.br copies
     Collectstatic(commands::collectstatic::Args),
+    /// Check the project and its settings; with --deploy, its production readiness
+    Check(commands::check::Args),
     /// runserver's process reaper (internal)
     #[command(name = commands::runserver::reaper::SUBCOMMAND, hide = true)]
     Reap,
@@ -103,6 +106,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Runserver(args) => commands::runserver::run(args, ui),
         Command::DeployConfig(args) => commands::deploy_config::run(args, ui),
         Command::Collectstatic(args) => commands::collectstatic::run(args, ui),
+        Command::Check(args) => commands::check::run(args, ui),
         Command::Reap => commands::runserver::reap(),
         Command::Completions { shell } => {
             // clap_complete panics when its writer fails: render in memory,

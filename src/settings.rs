@@ -49,6 +49,9 @@ pub struct Settings {
     /// Where `manage collectstatic` writes the collected tree, relative to
     /// the package (issue #13).
     pub static_build_dir: Option<PathBuf>,
+    /// `manage check` ids to leave out (`["manage.W004"]`), as Django's
+    /// SILENCED_SYSTEM_CHECKS.
+    pub silenced_checks: Option<Vec<String>>,
     /// `[package.metadata.manage.deploy]`, for deploy-config to read.
     pub deploy: Option<serde_json::Value>,
 }
@@ -75,7 +78,7 @@ impl Settings {
                     project.manifest_path().display()
                 ),
                 hint: "the keys are dev-addr, static-dir, static-url, health-path, debounce-ms, \
-                       allowed-hosts, livereload, app-addr, static-build-dir and the [package.metadata.manage.deploy] table"
+                       allowed-hosts, livereload, app-addr, static-build-dir, silenced-checks and the [package.metadata.manage.deploy] table"
                     .into(),
             })
         })

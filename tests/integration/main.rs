@@ -2,6 +2,7 @@
 //! generated projects, real servers on loopback.
 
 mod browser;
+mod check;
 mod cli;
 mod collectstatic;
 mod deploy_config;

@@ -101,12 +101,6 @@ impl Manifest {
         bytes.push(b'\n');
         bytes
     }
-
-    /// The manifest in `out_dir`, if there is a readable one.
-    pub fn load(out_dir: &Path) -> Option<Manifest> {
-        let bytes = crate::files::read_regular(&out_dir.join(MANIFEST), 256 << 20).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
 }
 
 /// Whether `dir` is empty, missing, or was written by collectstatic: only
