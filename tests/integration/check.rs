@@ -177,6 +177,19 @@ fn check_each_finding_has_a_project_that_triggers_it() {
                 .unwrap();
             vec![("SECRET_KEY".into(), key.into())]
         }),
+        (
+            "the .env secret, whatever it looks like",
+            &["manage.W003"],
+            |d| {
+                let key = "a-long-development-secret-without-the-usual-prefix-0123456789";
+                fs::write(d.join(".env"), format!("SECRET_KEY={key}\n")).unwrap();
+                vec![("SECRET_KEY".into(), key.into())]
+            },
+        ),
+        ("a strong production secret", &[], |_| {
+            let key = "Zq8rT2vLk9sX4mWn7pB1cY6hJ3fD5gA0eR8tU2iO4pL7kM9nB3vC6xZ1aS5dF";
+            vec![("SECRET_KEY".into(), key.into())]
+        }),
         ("one instance", &["manage.W004"], |d| {
             edit(d, "Cargo.toml", "instances = 2", "instances = 1");
             regenerate(d);
