@@ -68,6 +68,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ui: &Ui) -> Result<()> {
+    compress::keep_buffers();
     let project = Project::load(&args.selector, false)?;
     let settings = Settings::load(&project)?;
     let inputs = Inputs::new(&project, &settings, args.out)?;
