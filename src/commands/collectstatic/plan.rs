@@ -246,6 +246,10 @@ fn stream_digest(path: &Path) -> Result<String> {
     }
 }
 
+/// A file's hash and its references, each with the hash it was rewritten
+/// with (empty for a reference that closes a cycle).
+type Settled = (String, Vec<(String, String)>);
+
 /// Step 2: hashes in dependency order.
 struct Settle<'a> {
     sources: &'a [Source],
@@ -253,8 +257,7 @@ struct Settle<'a> {
     index: &'a HashMap<&'a str, usize>,
     old: &'a State,
     static_url: &'a str,
-    /// (hash, references with the hash each was rewritten with).
-    hash: Vec<Option<(String, Vec<(String, String)>)>>,
+    hash: Vec<Option<Settled>>,
     rewritten: Vec<Option<Vec<u8>>>,
     visiting: Vec<bool>,
     warnings: Vec<String>,
