@@ -88,6 +88,12 @@ fn validate_tree(s: &Site, out: &Path) -> f64 {
             let target = units.path().join(format!("{name}.target"));
             fs::copy(host.join(format!("systemd/{name}.target")), &target).unwrap();
             files.push(target);
+            // The alert unit as OnFailure= starts it for the first instance.
+            let alert = units
+                .path()
+                .join(format!("{name}-alert@{}.service", files[1].file_name().unwrap().to_str().unwrap()));
+            fs::copy(host.join(format!("systemd/{name}-alert@.service")), &alert).unwrap();
+            files.push(alert);
             let analyze = tool("systemd-analyze", "systemd");
             let verify = run(Command::new(&analyze).arg("verify").args(&files));
             assert!(

@@ -27,6 +27,10 @@ pub struct Context {
     pub static_url: String,
     /// What install.sh asks each instance before it counts as ready.
     pub health_path: String,
+    /// systemd gives an instance up after this many starts in this many
+    /// seconds, and its alert unit runs.
+    pub start_limit_burst: u32,
+    pub start_limit_interval: u32,
     pub client_max_body_size: String,
     pub proxy_connect_timeout: String,
     pub proxy_read_timeout: String,

@@ -116,6 +116,12 @@ pub fn plan(ctx: &Context) -> Vec<Planned> {
                 format!("systemd/{name}.target"),
                 None,
             );
+            add(
+                Systemd,
+                "systemd/alert.jinja",
+                format!("systemd/{name}-alert@.service"),
+                None,
+            );
         }
         if host.db {
             use Component::Postgres;

@@ -104,6 +104,8 @@ pub fn validate(
         static_root: paths.static_root,
         static_url: paths.static_url,
         health_path: paths.health_path,
+        start_limit_burst: 5,
+        start_limit_interval: 30,
         client_max_body_size: limits.client_max_body_size,
         proxy_connect_timeout: limits.proxy_connect_timeout,
         proxy_read_timeout: limits.proxy_read_timeout,
