@@ -39,6 +39,9 @@ pub struct Context {
     pub compress_types: &'static str,
     pub nginx: Nginx,
     pub ssh_port: u16,
+    /// Proxies whose X-Forwarded-For nginx trusts (set_real_ip_from).
+    pub real_ip_from: Vec<String>,
+    pub unattended_upgrades: bool,
     pub db: Db,
     pub topology: Option<Topology>,
     pub hosts: Vec<Host>,
@@ -131,6 +134,15 @@ pub struct Host {
     pub allow_in: Vec<String>,
     /// Whom the app instances may talk to at all.
     pub allow_service: Vec<String>,
+    /// Where SSH may come from; empty: anywhere.
+    pub ssh_from: Vec<Net>,
+}
+
+/// An address or network with its nftables family (`ip` or `ip6`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Net {
+    pub family: &'static str,
+    pub net: String,
 }
 
 pub const COMPRESS_TYPES: &str = "text/plain text/css text/xml text/javascript application/json application/javascript application/xml application/rss+xml application/atom+xml image/svg+xml";

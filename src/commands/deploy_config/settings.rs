@@ -47,6 +47,14 @@ pub struct Settings {
     /// Addresses or networks the app may connect to besides the web and db
     /// machines (systemd's IPAddressAllow); none by default.
     pub app_egress: Vec<String>,
+    /// Networks SSH is open to; empty: anywhere on the web machine (warned),
+    /// the web machine on the others.
+    pub admin_networks: Vec<String>,
+    /// Proxies in front of nginx (a CDN, a load balancer) whose
+    /// X-Forwarded-For nginx trusts for the client address.
+    pub real_ip_from: Vec<String>,
+    /// install.sh turns on Debian's unattended security upgrades.
+    pub unattended_upgrades: bool,
     pub topology: Option<Topology>,
     // Advanced: where nginx keeps its files and listens. The defaults are
     // Debian's; tests point them into a temporary directory.
@@ -106,6 +114,9 @@ impl Default for Settings {
             db_name: None,
             db_user: None,
             app_egress: Vec::new(),
+            admin_networks: Vec::new(),
+            real_ip_from: Vec::new(),
+            unattended_upgrades: true,
             topology: None,
             http_port: 80,
             https_port: 443,
@@ -202,6 +213,15 @@ pub struct Overrides {
     /// Addresses or networks the app may connect to (repeat; none by default)
     #[arg(long, value_name = "NET", value_delimiter = ',')]
     pub app_egress: Vec<String>,
+    /// Networks SSH is open to (repeat) [default: anywhere on the web machine, the web machine on the others]
+    #[arg(long = "admin-network", value_name = "NET", value_delimiter = ',')]
+    pub admin_networks: Vec<String>,
+    /// Proxies in front of nginx whose X-Forwarded-For gives the client address (repeat)
+    #[arg(long = "real-ip-from", value_name = "NET", value_delimiter = ',')]
+    pub real_ip_from: Vec<String>,
+    /// Turn on Debian's unattended security upgrades on every machine
+    #[arg(long, value_name = "BOOL")]
+    pub unattended_upgrades: Option<bool>,
     /// Three-machine layout: private address of the web machine
     #[arg(long, value_name = "ADDR", requires_all = ["app", "db"])]
     pub web: Option<String>,
@@ -256,6 +276,12 @@ impl Settings {
         if !o.domains.is_empty() {
             self.domains = o.domains;
         }
+        if !o.admin_networks.is_empty() {
+            self.admin_networks = o.admin_networks;
+        }
+        if !o.real_ip_from.is_empty() {
+            self.real_ip_from = o.real_ip_from;
+        }
         set!(
             tls,
             acme_webroot,
@@ -277,6 +303,7 @@ impl Settings {
             letsencrypt_dir,
             ipv6,
             brotli,
+            unattended_upgrades,
             nginx_user,
             nginx_conf_dir,
             nginx_pid,

@@ -4,6 +4,7 @@
 //! restarts under load that fail no request.
 
 mod container;
+mod releases;
 
 use std::fs;
 use std::process::{Child, Stdio};

@@ -49,6 +49,7 @@ pub fn validate(
     let db = service::database(&mut p, s, &crate_name, ports.db);
     let egress = layout::egress(&mut p, &mut warnings, s);
     let machines = layout::topology(&mut p, &mut warnings, s);
+    let (admin, real_ip_from) = layout::admin(&mut p, &mut warnings, s);
     accounts(&mut warnings, &paths.user, &nginx.user, &db.user);
 
     let custom = tls.mode == "custom";
@@ -86,7 +87,7 @@ pub fn validate(
         return Err(p);
     }
 
-    let (topology, hosts, upstreams) = layout::layout(machines, &ports.instances, &egress);
+    let (topology, hosts, upstreams) = layout::layout(machines, &ports.instances, &egress, &admin);
     let context = Context {
         name: name.to_owned(),
         ident: crate_name,
@@ -114,6 +115,8 @@ pub fn validate(
         compress_types: COMPRESS_TYPES,
         nginx,
         ssh_port: ports.ssh,
+        real_ip_from,
+        unattended_upgrades: s.unattended_upgrades,
         db,
         topology,
         hosts,
@@ -182,7 +185,10 @@ mod tests {
         assert!(!c.nginx.http2_directive);
         assert!(c.nginx.session_tickets_off);
         assert!(!c.nginx.ecdh_curve.contains("MLKEM"));
-        assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+        // The one default that only warns: SSH open until admin-networks says
+        // where the operators are.
+        assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+        assert!(v.warnings[0].contains("admin-networks"), "{:?}", v.warnings);
     }
 
     #[test]
