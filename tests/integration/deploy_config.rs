@@ -20,11 +20,13 @@ fn defaults_give_a_complete_hardened_set() {
         .arg("deploy-config")
         .assert()
         .success()
-        .stderr(predicate::str::contains("Writing").and(predicate::function(|e: &str| {
-            // One warning only: SSH stays open until admin-networks is set.
-            e.matches("warning:").count() == 1
-                && e.contains("warning: SSH is open to every address on this machine")
-        })));
+        .stderr(
+            predicate::str::contains("Writing").and(predicate::function(|e: &str| {
+                // One warning only: SSH stays open until admin-networks is set.
+                e.matches("warning:").count() == 1
+                    && e.contains("warning: SSH is open to every address on this machine")
+            })),
+        );
     let out = s.project.join("deploy");
     assert_eq!(
         tree(&out),

@@ -487,7 +487,12 @@ fn under_systemd_without_a_socket_the_generated_app_refuses_to_start() {
         &format!("listening on http://127.0.0.1:{port}"),
         Duration::from_secs(10),
     );
-    assert_eq!(get(&format!("127.0.0.1:{port}"), "/healthz").unwrap().status, 200);
+    assert_eq!(
+        get(&format!("127.0.0.1:{port}"), "/healthz")
+            .unwrap()
+            .status,
+        200
+    );
 }
 
 /// Reads one response of a kept-alive connection: its head, and the body

@@ -36,6 +36,8 @@ pub struct Context {
     pub proxy_read_timeout: String,
     pub rate_limit: String,
     pub rate_limit_burst: u64,
+    /// Stricter limits for some paths, each with a zone of its own.
+    pub path_limits: Vec<PathLimit>,
     pub compress_types: &'static str,
     pub nginx: Nginx,
     pub ssh_port: u16,
@@ -136,6 +138,15 @@ pub struct Host {
     pub allow_service: Vec<String>,
     /// Where SSH may come from; empty: anywhere.
     pub ssh_from: Vec<Net>,
+}
+
+/// One `location ^~ PATH` with its own `limit_req` zone.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathLimit {
+    pub path: String,
+    pub zone: String,
+    pub rate: String,
+    pub burst: u64,
 }
 
 /// An address or network with its nftables family (`ip` or `ip6`).

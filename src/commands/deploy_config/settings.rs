@@ -37,6 +37,8 @@ pub struct Settings {
     pub proxy_read_timeout: String,
     pub rate_limit: String,
     pub rate_limit_burst: u64,
+    /// Stricter limits for some paths (prefixes): `"/login" = { rate = "10r/m", burst = 5 }`.
+    pub rate_limit_paths: std::collections::BTreeMap<String, PathLimit>,
     pub nginx_version: String,
     pub openssl_version: String,
     pub brotli: bool,
@@ -68,6 +70,19 @@ pub struct Settings {
     pub nginx_pid: String,
     pub nginx_log_dir: String,
     pub nginx_temp_dir: Option<String>,
+}
+
+/// A rate limit of its own for one path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PathLimit {
+    pub rate: String,
+    #[serde(default = "default_path_burst")]
+    pub burst: u64,
+}
+
+fn default_path_burst() -> u64 {
+    5
 }
 
 /// The three-machine layout, by private address.
@@ -103,8 +118,12 @@ impl Default for Settings {
             client_max_body_size: "16m".into(),
             proxy_connect_timeout: "5s".into(),
             proxy_read_timeout: "60s".into(),
-            rate_limit: "10r/s".into(),
-            rate_limit_burst: 20,
+            // A flood guard for each client address, not a quota: an office
+            // or a carrier NAT shares one address (see real-ip-from), and
+            // the paths that need a strict limit get rate-limit-paths.
+            rate_limit: "30r/s".into(),
+            rate_limit_burst: 60,
+            rate_limit_paths: Default::default(),
             // Debian stable (bookworm).
             nginx_version: "1.22".into(),
             openssl_version: "3.0".into(),
@@ -186,7 +205,7 @@ pub struct Overrides {
     /// Timeout between two reads from an instance (nginx time: 60s)
     #[arg(long, value_name = "TIME")]
     pub proxy_read_timeout: Option<String>,
-    /// Requests per second (or minute) per client address (nginx rate: 10r/s)
+    /// Requests per second (or minute) per client address (nginx rate: 30r/s)
     #[arg(long, value_name = "RATE")]
     pub rate_limit: Option<String>,
     /// Requests a client may send above the rate before getting 429

@@ -9,6 +9,7 @@
 mod layout;
 mod paths;
 mod ports;
+mod rates;
 mod service;
 mod web;
 
@@ -50,6 +51,7 @@ pub fn validate(
     let egress = layout::egress(&mut p, &mut warnings, s);
     let machines = layout::topology(&mut p, &mut warnings, s);
     let (admin, real_ip_from) = layout::admin(&mut p, &mut warnings, s);
+    let path_limits = rates::path_limits(&mut p, s, &crate_name, &paths.static_url);
     accounts(&mut warnings, &paths.user, &nginx.user, &db.user);
 
     let custom = tls.mode == "custom";
@@ -112,6 +114,7 @@ pub fn validate(
         proxy_read_timeout: limits.proxy_read_timeout,
         rate_limit: limits.rate_limit,
         rate_limit_burst: limits.rate_limit_burst,
+        path_limits,
         compress_types: COMPRESS_TYPES,
         nginx,
         ssh_port: ports.ssh,
