@@ -67,7 +67,8 @@ fn defaults_give_a_complete_hardened_set() {
     );
     let readme = read("README.md");
     for needle in [
-        "Rolling restart",
+        "Releases and rolling restarts",
+        "install.sh rollback",
         "systemctl restart mysite@$port.service",
         "CERTBOT_EMAIL",
         "sudo ./install.sh",

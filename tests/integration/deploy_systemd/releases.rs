@@ -41,11 +41,17 @@ end
 /// longest wait is printed with each run.
 const WRK_TIMEOUT: &[&str] = &["--timeout", "10s"];
 
-fn start_gets(c: &Container, seconds: u32) -> Child {
-    start_wrk(c, SITE, seconds, WRK_TIMEOUT)
+fn start_gets(c: &Container, seconds: u32, extra: &[&str]) -> Child {
+    start_wrk(c, SITE, seconds, &[WRK_TIMEOUT, extra].concat())
 }
 
-fn start_posts(c: &Container, seconds: u32) -> Child {
+/// An nginx reload closes its idle keep-alive connections to clients, which
+/// browsers retry and wrk counts as errors: while nginx reloads, every
+/// request comes on a connection of its own, so what is measured is what
+/// happens to requests on their way to the app.
+const NEW_CONNECTIONS: &[&str] = &["-H", "Connection: close"];
+
+fn start_posts(c: &Container, seconds: u32, extra: &[&str]) -> Child {
     fs::write(c.rootfs().join("root/post.lua"), POST_LUA).unwrap();
     c.command("wrk")
         .args([
@@ -56,6 +62,7 @@ fn start_posts(c: &Container, seconds: u32) -> Child {
             "/root/post.lua",
         ])
         .args(WRK_TIMEOUT)
+        .args(extra)
         .arg(format!("{SITE}/"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -168,8 +175,8 @@ fn releases_are_health_gated_rolled_back_and_moved_without_losing_a_request() {
     nginx_errors(&c);
 
     // 1. POSTs and GETs through one-at-a-time restarts: none lost.
-    let get = start_gets(&c, 9);
-    let post = start_posts(&c, 9);
+    let get = start_gets(&c, 9, &[]);
+    let post = start_posts(&c, 9, &[]);
     std::thread::sleep(Duration::from_secs(1));
     for _ in 0..2 {
         for port in [8001, 8002] {
@@ -185,8 +192,8 @@ fn releases_are_health_gated_rolled_back_and_moved_without_losing_a_request() {
 
     // 2. A good new release through install.sh, under load.
     with_marker(&exe, "\0release two", &deploy.join(NAME));
-    let get = start_gets(&c, 6);
-    let post = start_posts(&c, 6);
+    let get = start_gets(&c, 6, &[]);
+    let post = start_posts(&c, 6, &[]);
     std::thread::sleep(Duration::from_secs(1));
     let out = c.sh_ok("cd /root/deploy && ./install.sh");
     let second = current_release(&c);
@@ -204,8 +211,8 @@ fn releases_are_health_gated_rolled_back_and_moved_without_losing_a_request() {
         "#!/bin/sh\necho 'cannot start: no such table' >&2\nexit 1\n",
     )
     .unwrap();
-    let get = start_gets(&c, 6);
-    let post = start_posts(&c, 6);
+    let get = start_gets(&c, 6, &[]);
+    let post = start_posts(&c, 6, &[]);
     std::thread::sleep(Duration::from_secs(1));
     let started = Instant::now();
     let refused = c.sh("cd /root/deploy && ./install.sh");
@@ -226,8 +233,8 @@ fn releases_are_health_gated_rolled_back_and_moved_without_losing_a_request() {
 
     // 4. rollback: the release before, one instance at a time, and back.
     with_marker(&exe, "\0release two", &deploy.join(NAME));
-    let get = start_gets(&c, 6);
-    let post = start_posts(&c, 6);
+    let get = start_gets(&c, 6, &[]);
+    let post = start_posts(&c, 6, &[]);
     std::thread::sleep(Duration::from_secs(1));
     let out = c.sh_ok("cd /root/deploy && ./install.sh rollback");
     assert!(
@@ -246,8 +253,8 @@ fn releases_are_health_gated_rolled_back_and_moved_without_losing_a_request() {
     // 5. New ports (base-port 9001): the new instances start, nginx moves
     // to them, the old ones stop, and no request is lost.
     s.deploy(&deploy, &deploy_args(9001));
-    let get = start_gets(&c, 8);
-    let post = start_posts(&c, 8);
+    let get = start_gets(&c, 8, NEW_CONNECTIONS);
+    let post = start_posts(&c, 8, NEW_CONNECTIONS);
     std::thread::sleep(Duration::from_secs(1));
     let out = c.sh_ok("cd /root/deploy && ./install.sh");
     assert!(out.contains(&format!("stopped {NAME}@8001")), "{out}");
