@@ -88,6 +88,7 @@ fn finish_posts(wrk: Child) -> (u64, u64, Load) {
 }
 
 /// Asserts that GET and POST load both went through without a failure.
+#[allow(clippy::print_stderr)] // the figures, for whoever watches
 fn assert_clean(c: &Container, what: &str, get: Child, post: Child) {
     let (answered, failed, posts) = finish_posts(post);
     let gets = finish_load(get);
