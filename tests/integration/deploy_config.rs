@@ -44,6 +44,8 @@ fn defaults_give_a_complete_hardened_set() {
             "nginx/mysite/snippets/proxy.conf",
             "nginx/mysite/snippets/security-headers.conf",
             "nginx/nginx.conf",
+            "nginx/nginx.service.d/",
+            "nginx/nginx.service.d/mysite.conf",
             "systemd/",
             "systemd/mysite-alert@.service",
             "systemd/mysite.target",
@@ -290,7 +292,7 @@ fn check_force_and_only() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("+++"))
-        .stderr(predicate::str::contains("12 of 12 files differ"));
+        .stderr(predicate::str::contains("13 of 13 files differ"));
     assert!(!out.exists(), "--check wrote something");
 
     manage()
@@ -319,7 +321,7 @@ fn check_force_and_only() {
             predicate::str::contains("-    worker_connections 8;")
                 .and(predicate::str::contains("+    worker_connections 4096;")),
         )
-        .stderr(predicate::str::contains("1 of 12 files differ"));
+        .stderr(predicate::str::contains("1 of 13 files differ"));
     manage()
         .current_dir(&s.project)
         .arg("deploy-config")

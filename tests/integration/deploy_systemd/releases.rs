@@ -321,6 +321,17 @@ fn releases_are_health_gated_rolled_back_and_moved_without_losing_a_request() {
         hook.contains(&format!("hook ran for {NAME}@9002.service")),
         "{hook}"
     );
+    // Every unit's exposure, as systemd-analyze security rates it (README).
+    for (unit, most) in [
+        (format!("{NAME}@9001.service"), 1.1),
+        (format!("{NAME}-alert@{NAME}@9002.service.service"), 2.0),
+        // Debian's unit with deploy-config's drop-in (9.6 without it).
+        ("nginx.service".to_owned(), 3.0),
+    ] {
+        let level = super::exposure(&c, &unit);
+        eprintln!("systemd-analyze security {unit}: {level}");
+        assert!(level <= most, "{unit}: exposure {level} > {most}");
+    }
     // install.sh brings the given-up instance back.
     c.sh_ok(&format!(
         "ln -sfn releases/{second} /opt/{NAME}/current && cd /root/deploy && ./install.sh"
