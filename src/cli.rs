@@ -13,6 +13,8 @@ Development and production are two worlds, as in Django:
   manage startproject mysite     scaffold a hyper + tokio service
   manage runserver               develop it behind a live-reloading proxy
   manage deploy-config           generate nginx + systemd files for production
+  manage collectstatic           hashed, compressed static files for nginx
+  manage check --deploy          what is weak or stale before deploying
 
 See `manage help <command>` for the options of each command.";
 
@@ -79,6 +81,10 @@ pub enum Command {
     Runserver(commands::runserver::Args),
     /// Generate production deployment files (nginx, systemd, firewall)
     DeployConfig(commands::deploy_config::Args),
+    /// Copy static files to a build directory with hashed names, a manifest and .gz/.br copies
+    Collectstatic(commands::collectstatic::Args),
+    /// Check the project and its settings; with --deploy, its production readiness
+    Check(commands::check::Args),
     /// runserver's process reaper (internal)
     #[command(name = commands::runserver::reaper::SUBCOMMAND, hide = true)]
     Reap,
@@ -99,6 +105,8 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Startproject(args) => commands::startproject::run(args, ui),
         Command::Runserver(args) => commands::runserver::run(args, ui),
         Command::DeployConfig(args) => commands::deploy_config::run(args, ui),
+        Command::Collectstatic(args) => commands::collectstatic::run(args, ui),
+        Command::Check(args) => commands::check::run(args, ui),
         Command::Reap => commands::runserver::reap(),
         Command::Completions { shell } => {
             // clap_complete panics when its writer fails: render in memory,

@@ -27,6 +27,10 @@ pub const DEFAULT_STATIC_DIR: &str = "static";
 /// (live reload, the error page); no setting may claim them.
 pub const RESERVED_PREFIX: &str = "/__manage/";
 
+/// Where `manage collectstatic` writes, below cargo's target directory,
+/// when `static-build-dir` is not set.
+pub const DEFAULT_STATIC_BUILD_DIR: &str = "staticfiles";
+
 /// `[package.metadata.manage]` as written. Every key is optional; the
 /// commands apply their defaults and flags on top.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -42,6 +46,12 @@ pub struct Settings {
     /// Where the app listens, for an app that neither reads `PORT` nor
     /// takes the passed socket and that discovery cannot see.
     pub app_addr: Option<String>,
+    /// Where `manage collectstatic` writes the collected tree, relative to
+    /// the package (issue #13).
+    pub static_build_dir: Option<PathBuf>,
+    /// `manage check` ids to leave out (`["manage.W004"]`), as Django's
+    /// SILENCED_SYSTEM_CHECKS.
+    pub silenced_checks: Option<Vec<String>>,
     /// `[package.metadata.manage.deploy]`, for deploy-config to read.
     pub deploy: Option<serde_json::Value>,
 }
@@ -68,10 +78,28 @@ impl Settings {
                     project.manifest_path().display()
                 ),
                 hint: "the keys are dev-addr, static-dir, static-url, health-path, debounce-ms, \
-                       allowed-hosts, livereload, app-addr and the [package.metadata.manage.deploy] table"
+                       allowed-hosts, livereload, app-addr, static-build-dir, silenced-checks and the [package.metadata.manage.deploy] table"
                     .into(),
             })
         })
+    }
+
+    /// `static-dir`, resolved against the package directory.
+    pub fn static_dir(&self, project: &Project) -> PathBuf {
+        project.package_dir().join(
+            self.static_dir
+                .as_deref()
+                .unwrap_or(std::path::Path::new(DEFAULT_STATIC_DIR)),
+        )
+    }
+
+    /// Where collectstatic writes: `static-build-dir` resolved against the
+    /// package directory, else `staticfiles/` in cargo's target directory.
+    pub fn static_build_dir(&self, project: &Project) -> PathBuf {
+        match &self.static_build_dir {
+            Some(dir) => project.package_dir().join(dir),
+            None => project.target_dir().join(DEFAULT_STATIC_BUILD_DIR),
+        }
     }
 
     /// `static-url`, checked and normalised (see [`static_url`]).

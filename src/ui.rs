@@ -243,6 +243,28 @@ impl Ui {
             active: self.active.clone(),
         }
     }
+
+    /// A progress bar of `len` steps on stderr, with the same rules as
+    /// [`Ui::spinner`]; advance it with [`Spinner::inc`].
+    pub fn bar(&self, len: u64, message: impl Into<String>) -> Spinner {
+        let pb = if self.stderr_tty && self.verbosity != Verbosity::Quiet {
+            let pb = ProgressBar::new(len);
+            pb.set_style(
+                ProgressStyle::with_template("{msg:>12.cyan.bold} [{bar:40}] {pos}/{len} {eta}")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            pb
+        } else {
+            ProgressBar::hidden()
+        };
+        pb.set_message(message.into());
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(pb.clone());
+        Spinner {
+            pb,
+            active: self.active.clone(),
+        }
+    }
 }
 
 /// `25/Nov/2026 19:32:26` (UTC), the access-log time format.
@@ -295,6 +317,11 @@ impl Spinner {
 
     pub fn is_hidden(&self) -> bool {
         self.pb.is_hidden()
+    }
+
+    /// Advances a bar made by [`Ui::bar`].
+    pub fn inc(&self, n: u64) {
+        self.pb.inc(n);
     }
 }
 

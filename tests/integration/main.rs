@@ -2,7 +2,9 @@
 //! generated projects, real servers on loopback.
 
 mod browser;
+mod check;
 mod cli;
+mod collectstatic;
 mod deploy_config;
 mod deploy_generated;
 mod deploy_hardening;

@@ -367,7 +367,10 @@ fn generated_tree_snapshot() {
     assert!(env.contains("SECRET_KEY=insecure-"), "{env}");
     let html = fs::read_to_string(dir.join("src/welcome.html")).unwrap();
     assert!(html.contains("<title>mysite is running</title>"));
-    assert!(html.contains("/static/css/site.css"));
+    assert!(
+        html.contains(r#"href="{{ static("css/site.css") }}""#),
+        "{html}"
+    );
 }
 
 #[test]
@@ -409,7 +412,8 @@ fn generated_project_builds_serves_and_stops_gracefully() {
         .unwrap()
         .starts_with("text/html"));
     assert!(home.text().contains("hello-site is running"));
-    assert!(home.text().contains("/static/css/site.css"));
+    // No manifest (development): the plain name.
+    assert!(home.text().contains(r#"href="/static/css/site.css""#));
     assert_eq!(get(&addr, "/nope").unwrap().status, 404);
     server.wait_for_line("\"GET /nope HTTP/1.1\" 404", Duration::from_secs(5));
 
@@ -418,6 +422,30 @@ fn generated_project_builds_serves_and_stops_gracefully() {
         .wait_exit(Duration::from_secs(5))
         .expect("exits within 5 s of SIGTERM");
     assert!(status.success(), "{status:?}");
+
+    // With collectstatic's manifest (production, #13): hashed names, under
+    // STATIC_URL; a name the manifest lacks stays plain.
+    let manifest = dir.join("staticfiles.json");
+    fs::write(
+        &manifest,
+        r#"{"paths": {"css/site.css": "css/site.0123456789ab.css"}, "version": "1.1", "hash": "x"}"#,
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("STATIC_MANIFEST", &manifest)
+        .env("STATIC_URL", "/assets/")
+        .env_remove("LISTEN_FDS");
+    let server = Running::start(cmd);
+    let line = server.wait_for_line("listening on http://", Duration::from_secs(10));
+    let addr = line.split("http://").nth(1).unwrap().trim().to_owned();
+    let home = get(&addr, "/").unwrap().text();
+    assert!(
+        home.contains(r#"href="/assets/css/site.0123456789ab.css""#)
+            && home.contains(r#"href="/assets/favicon.svg""#),
+        "{home}"
+    );
 }
 
 #[test]

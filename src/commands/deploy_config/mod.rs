@@ -12,8 +12,12 @@
 mod checks;
 mod context;
 mod output;
+mod review;
 mod settings;
 mod validate;
+
+pub use context::Context;
+pub use review::{review, Review};
 
 use std::path::PathBuf;
 
@@ -104,7 +108,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
 
 /// `[package.metadata.manage.deploy]`, with the failing key's path in the
 /// message when a value has the wrong type or a key is unknown.
-fn deploy_settings(
+pub(crate) fn deploy_settings(
     project: &Project,
     value: Option<&serde_json::Value>,
 ) -> Result<settings::Settings> {

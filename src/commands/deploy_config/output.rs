@@ -232,6 +232,19 @@ fn state(path: &Path, contents: &[u8]) -> Result<State> {
     }
 }
 
+/// The files under `out_dir` that differ from `files`, are missing, or
+/// are no longer generated, without printing anything (`manage check`).
+pub fn stale(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>> {
+    let mut stale = extra_files(out_dir, files)?;
+    for file in files {
+        let path = out_dir.join(&file.path);
+        if state(&path, &file.contents)? != State::Same {
+            stale.push(path);
+        }
+    }
+    Ok(stale)
+}
+
 /// `--check`: prints a unified diff for every file that would change and
 /// fails if there is any.
 pub fn check(out_dir: &Path, files: &[OutputFile], complete: bool, ui: &Ui) -> Result<()> {

@@ -26,7 +26,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -39,6 +39,8 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+
+mod static_files;
 
 const WELCOME: &str = include_str!("welcome.html");
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -299,7 +301,12 @@ async fn handle(
 fn route(req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let readable = matches!(*req.method(), Method::GET | Method::HEAD);
     match req.uri().path() {
-        "/" if readable => respond(StatusCode::OK, "text/html; charset=utf-8", WELCOME),
+        "/" if readable => {
+            // Static links resolved once (hashed names in production).
+            static PAGE: OnceLock<String> = OnceLock::new();
+            let page = PAGE.get_or_init(|| static_files::resolve(WELCOME));
+            respond(StatusCode::OK, "text/html; charset=utf-8", page)
+        }
         "/healthz" if readable => {
             let mut response = respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n");
             response
