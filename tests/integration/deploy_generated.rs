@@ -337,6 +337,13 @@ fn validate(s: &Site, out: &Path, ports: (u16, u16), what: &str) {
             let target = units.path().join(format!("{name}.target"));
             fs::copy(host.join(format!("systemd/{name}.target")), &target).unwrap();
             files.push(target);
+            // The alert unit as OnFailure= starts it for the first instance.
+            let alert = units.path().join(format!(
+                "{name}-alert@{}.service",
+                files[1].file_name().unwrap().to_str().unwrap()
+            ));
+            fs::copy(host.join(format!("systemd/{name}-alert@.service")), &alert).unwrap();
+            files.push(alert);
             let o = check(
                 Command::new(tool("systemd-analyze", "systemd"))
                     .arg("verify")

@@ -88,6 +88,13 @@ fn validate_tree(s: &Site, out: &Path) -> f64 {
             let target = units.path().join(format!("{name}.target"));
             fs::copy(host.join(format!("systemd/{name}.target")), &target).unwrap();
             files.push(target);
+            // The alert unit as OnFailure= starts it for the first instance.
+            let alert = units.path().join(format!(
+                "{name}-alert@{}.service",
+                files[1].file_name().unwrap().to_str().unwrap()
+            ));
+            fs::copy(host.join(format!("systemd/{name}-alert@.service")), &alert).unwrap();
+            files.push(alert);
             let analyze = tool("systemd-analyze", "systemd");
             let verify = run(Command::new(&analyze).arg("verify").args(&files));
             assert!(
@@ -479,6 +486,8 @@ fn three_machines_in_network_namespaces() {
     let instances = [start_in(&app, app_ip, 8001), start_in(&app, app_ip, 8002)];
     // A stand-in for PostgreSQL: anything listening on 5432.
     let _db_listener = start_in(&db, db_ip, 5432);
+    // Stand-ins for sshd on web and app.
+    let _sshd = [start_in(&web, web_ip, 22), start_in(&app, app_ip, 22)];
     let mut nginx_cmd = net.command(&web, tool("nginx", "nginx"));
     fs::copy("/etc/nginx/mime.types", out.join("web-1/nginx/mime.types")).unwrap();
     nginx_cmd
@@ -566,9 +575,31 @@ fn three_machines_in_network_namespaces() {
     assert!(!tcp_from(&web), "web reached db");
     assert!(!connects(&format!("{db_ip}:5432")), "root reached db");
 
-    // The default per-client rate limit (10r/s, burst 20): a rapid burst
+    // SSH (#15): with no admin-networks set, the app machine takes it only
+    // from web, its jump host; web takes it from anywhere (warned).
+    let ssh_from_web = net
+        .exec(
+            &web,
+            &[
+                "timeout",
+                "3",
+                "bash",
+                "-c",
+                &format!("exec 3<>/dev/tcp/{app_ip}/22"),
+            ],
+        )
+        .status
+        .success();
+    assert!(ssh_from_web, "web cannot reach app's ssh");
+    assert!(!connects(&format!("{app_ip}:22")), "root reached app's ssh");
+    assert!(
+        connects(&format!("{web_ip}:22")),
+        "root cannot reach web's ssh"
+    );
+
+    // The default per-client rate limit (30r/s, burst 60): a rapid burst
     // past it is answered 429 by nginx.
-    let statuses: Vec<u16> = (0..60)
+    let statuses: Vec<u16> = (0..150)
         .map(|_| get(&web_addr, "/healthz").map(|r| r.status).unwrap_or(0))
         .collect();
     assert!(statuses.contains(&429), "{statuses:?}");
@@ -577,7 +608,7 @@ fn three_machines_in_network_namespaces() {
         "{statuses:?}"
     );
     assert!(
-        statuses.iter().filter(|s| **s == 200).count() >= 20,
+        statuses.iter().filter(|s| **s == 200).count() >= 60,
         "{statuses:?}"
     );
 }

@@ -487,6 +487,42 @@ fn generated_project_accepts_a_socket_from_systemd() {
     assert_eq!(get(&addr, "/healthz").unwrap().status, 200);
 }
 
+#[test]
+fn under_systemd_without_a_socket_the_generated_app_refuses_to_start() {
+    let (_tmp, dir) = support::generate("nosock-site");
+    let exe = build_project(&dir, "nosock-site");
+    // As systemd starts a service whose socket unit is not running: no
+    // LISTEN_FDS, no PORT. The app must not fall back to 127.0.0.1:8000.
+    let out = std::process::Command::new(&exe)
+        .env_remove("PORT")
+        .env_remove("LISTEN_FDS")
+        .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nosock-site: error: started by systemd without a socket (no LISTEN_FDS) and without PORT"),
+        "{stderr}"
+    );
+    // A unit that sets PORT itself is a choice, and is honoured.
+    let port = support::free_port();
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+        .env("PORT", port.to_string());
+    let server = Running::start(cmd);
+    server.wait_for_line(
+        &format!("listening on http://127.0.0.1:{port}"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        get(&format!("127.0.0.1:{port}"), "/healthz")
+            .unwrap()
+            .status,
+        200
+    );
+}
+
 /// Reads one response of a kept-alive connection: its head, and the body
 /// by Content-Length.
 fn read_response(stream: &mut std::net::TcpStream) -> String {

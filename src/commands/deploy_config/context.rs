@@ -27,14 +27,23 @@ pub struct Context {
     pub static_url: String,
     /// What install.sh asks each instance before it counts as ready.
     pub health_path: String,
+    /// systemd gives an instance up after this many starts in this many
+    /// seconds, and its alert unit runs.
+    pub start_limit_burst: u32,
+    pub start_limit_interval: u32,
     pub client_max_body_size: String,
     pub proxy_connect_timeout: String,
     pub proxy_read_timeout: String,
     pub rate_limit: String,
     pub rate_limit_burst: u64,
+    /// Stricter limits for some paths, each with a zone of its own.
+    pub path_limits: Vec<PathLimit>,
     pub compress_types: &'static str,
     pub nginx: Nginx,
     pub ssh_port: u16,
+    /// Proxies whose X-Forwarded-For nginx trusts (set_real_ip_from).
+    pub real_ip_from: Vec<String>,
+    pub unattended_upgrades: bool,
     pub db: Db,
     pub topology: Option<Topology>,
     pub hosts: Vec<Host>,
@@ -127,6 +136,24 @@ pub struct Host {
     pub allow_in: Vec<String>,
     /// Whom the app instances may talk to at all.
     pub allow_service: Vec<String>,
+    /// Where SSH may come from; empty: anywhere.
+    pub ssh_from: Vec<Net>,
+}
+
+/// One `location ^~ PATH` with its own `limit_req` zone.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathLimit {
+    pub path: String,
+    pub zone: String,
+    pub rate: String,
+    pub burst: u64,
+}
+
+/// An address or network with its nftables family (`ip` or `ip6`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Net {
+    pub family: &'static str,
+    pub net: String,
 }
 
 pub const COMPRESS_TYPES: &str = "text/plain text/css text/xml text/javascript application/json application/javascript application/xml application/rss+xml application/atom+xml image/svg+xml";

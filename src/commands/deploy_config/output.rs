@@ -71,6 +71,12 @@ pub fn plan(ctx: &Context) -> Vec<Planned> {
             );
             add(
                 Nginx,
+                "nginx/hardening.conf.jinja",
+                format!("nginx/nginx.service.d/{name}.conf"),
+                None,
+            );
+            add(
+                Nginx,
                 "nginx/http.conf.jinja",
                 format!("nginx/{name}/sites/http.conf"),
                 None,
@@ -114,6 +120,12 @@ pub fn plan(ctx: &Context) -> Vec<Planned> {
                 Systemd,
                 "systemd/target.jinja",
                 format!("systemd/{name}.target"),
+                None,
+            );
+            add(
+                Systemd,
+                "systemd/alert.jinja",
+                format!("systemd/{name}-alert@.service"),
                 None,
             );
         }

@@ -37,6 +37,8 @@ pub struct Settings {
     pub proxy_read_timeout: String,
     pub rate_limit: String,
     pub rate_limit_burst: u64,
+    /// Stricter limits for some paths (prefixes): `"/login" = { rate = "10r/m", burst = 5 }`.
+    pub rate_limit_paths: std::collections::BTreeMap<String, PathLimit>,
     pub nginx_version: String,
     pub openssl_version: String,
     pub brotli: bool,
@@ -47,6 +49,14 @@ pub struct Settings {
     /// Addresses or networks the app may connect to besides the web and db
     /// machines (systemd's IPAddressAllow); none by default.
     pub app_egress: Vec<String>,
+    /// Networks SSH is open to; empty: anywhere on the web machine (warned),
+    /// the web machine on the others.
+    pub admin_networks: Vec<String>,
+    /// Proxies in front of nginx (a CDN, a load balancer) whose
+    /// X-Forwarded-For nginx trusts for the client address.
+    pub real_ip_from: Vec<String>,
+    /// install.sh turns on Debian's unattended security upgrades.
+    pub unattended_upgrades: bool,
     pub topology: Option<Topology>,
     // Advanced: where nginx keeps its files and listens. The defaults are
     // Debian's; tests point them into a temporary directory.
@@ -60,6 +70,19 @@ pub struct Settings {
     pub nginx_pid: String,
     pub nginx_log_dir: String,
     pub nginx_temp_dir: Option<String>,
+}
+
+/// A rate limit of its own for one path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PathLimit {
+    pub rate: String,
+    #[serde(default = "default_path_burst")]
+    pub burst: u64,
+}
+
+fn default_path_burst() -> u64 {
+    5
 }
 
 /// The three-machine layout, by private address.
@@ -95,8 +118,12 @@ impl Default for Settings {
             client_max_body_size: "16m".into(),
             proxy_connect_timeout: "5s".into(),
             proxy_read_timeout: "60s".into(),
-            rate_limit: "10r/s".into(),
-            rate_limit_burst: 20,
+            // A flood guard for each client address, not a quota: an office
+            // or a carrier NAT shares one address (see real-ip-from), and
+            // the paths that need a strict limit get rate-limit-paths.
+            rate_limit: "30r/s".into(),
+            rate_limit_burst: 60,
+            rate_limit_paths: Default::default(),
             // Debian stable (bookworm).
             nginx_version: "1.22".into(),
             openssl_version: "3.0".into(),
@@ -106,6 +133,9 @@ impl Default for Settings {
             db_name: None,
             db_user: None,
             app_egress: Vec::new(),
+            admin_networks: Vec::new(),
+            real_ip_from: Vec::new(),
+            unattended_upgrades: true,
             topology: None,
             http_port: 80,
             https_port: 443,
@@ -175,7 +205,7 @@ pub struct Overrides {
     /// Timeout between two reads from an instance (nginx time: 60s)
     #[arg(long, value_name = "TIME")]
     pub proxy_read_timeout: Option<String>,
-    /// Requests per second (or minute) per client address (nginx rate: 10r/s)
+    /// Requests per second (or minute) per client address (nginx rate: 30r/s)
     #[arg(long, value_name = "RATE")]
     pub rate_limit: Option<String>,
     /// Requests a client may send above the rate before getting 429
@@ -202,6 +232,15 @@ pub struct Overrides {
     /// Addresses or networks the app may connect to (repeat; none by default)
     #[arg(long, value_name = "NET", value_delimiter = ',')]
     pub app_egress: Vec<String>,
+    /// Networks SSH is open to (repeat) [default: anywhere on the web machine, the web machine on the others]
+    #[arg(long = "admin-network", value_name = "NET", value_delimiter = ',')]
+    pub admin_networks: Vec<String>,
+    /// Proxies in front of nginx whose X-Forwarded-For gives the client address (repeat)
+    #[arg(long = "real-ip-from", value_name = "NET", value_delimiter = ',')]
+    pub real_ip_from: Vec<String>,
+    /// Turn on Debian's unattended security upgrades on every machine
+    #[arg(long, value_name = "BOOL")]
+    pub unattended_upgrades: Option<bool>,
     /// Three-machine layout: private address of the web machine
     #[arg(long, value_name = "ADDR", requires_all = ["app", "db"])]
     pub web: Option<String>,
@@ -256,6 +295,12 @@ impl Settings {
         if !o.domains.is_empty() {
             self.domains = o.domains;
         }
+        if !o.admin_networks.is_empty() {
+            self.admin_networks = o.admin_networks;
+        }
+        if !o.real_ip_from.is_empty() {
+            self.real_ip_from = o.real_ip_from;
+        }
         set!(
             tls,
             acme_webroot,
@@ -277,6 +322,7 @@ impl Settings {
             letsencrypt_dir,
             ipv6,
             brotli,
+            unattended_upgrades,
             nginx_user,
             nginx_conf_dir,
             nginx_pid,

@@ -47,7 +47,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Longest lame-duck period of a socket-activated instance (see above).
 const LAME_DUCK: Duration = Duration::from_secs(5);
 
-fn main() -> std::io::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{}: error: {err}", env!("CARGO_PKG_NAME"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> std::io::Result<()> {
     // Claim an inherited socket (fd 3) before the runtime opens descriptors
     // of its own.
     let (std_listener, inherited) = listener()?;
@@ -77,6 +87,18 @@ fn listener() -> std::io::Result<(std::net::TcpListener, bool)> {
     let was_inherited = inherited.is_some();
     let listener = match inherited {
         Some(listener) => listener,
+        // systemd started this process (it sets INVOCATION_ID) but passed
+        // no socket: the socket unit is not running, or was changed and not
+        // restarted. Falling back to 127.0.0.1:8000 would serve nobody, or
+        // fail on a port another instance holds.
+        None if std::env::var_os("INVOCATION_ID").is_some() && std::env::var_os("PORT").is_none() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "started by systemd without a socket (no LISTEN_FDS) and without PORT: \
+                 start the instance through its socket unit (systemctl restart NAME@PORT.socket), \
+                 or set PORT in the unit",
+            ));
+        }
         None => {
             let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
             let port = match std::env::var("PORT") {

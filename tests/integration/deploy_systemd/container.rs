@@ -33,6 +33,7 @@ const PREFETCH: &[&str] = &[
     "nftables",
     "logrotate",
     "postgresql",
+    "unattended-upgrades",
 ];
 const SUITE: &str = "bookworm";
 

@@ -4,6 +4,7 @@
 //! restarts under load that fail no request.
 
 mod container;
+mod releases;
 
 use std::fs;
 use std::process::{Child, Stdio};
@@ -34,8 +35,14 @@ struct Load {
 /// wrk inside the container against nginx on its loopback at `site`
 /// (`https://localhost:443`), for `seconds`.
 fn start_load(c: &Container, site: &str, seconds: u32) -> Child {
+    start_wrk(c, site, seconds, &[])
+}
+
+/// wrk as [`start_load`], with more arguments (`--timeout 10s`).
+fn start_wrk(c: &Container, site: &str, seconds: u32, extra: &[&str]) -> Child {
     c.command("wrk")
         .args(["-t2", "-c8", &format!("-d{seconds}s"), "--latency"])
+        .args(extra)
         .arg(format!("{site}/"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use super::super::checks::*;
-use super::super::context::{Addr, Host, Topology};
+use super::super::context::{Addr, Host, Net, Topology};
 use super::super::settings::Settings;
 
 /// The topology's addresses, checked: web, the app machines, db.
@@ -25,6 +25,38 @@ pub fn egress(p: &mut Problems, warnings: &mut Vec<String>, s: &Settings) -> Vec
         ));
     }
     egress
+}
+
+/// The networks SSH is open to, and the proxies nginx trusts for the
+/// client address.
+pub fn admin(
+    p: &mut Problems,
+    warnings: &mut Vec<String>,
+    s: &Settings,
+) -> (Vec<Net>, Vec<String>) {
+    let admin: Vec<Net> = s
+        .admin_networks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| network(p, &format!("admin-networks[{i}]"), n))
+        .map(|net| Net {
+            family: if net.contains(':') { "ip6" } else { "ip" },
+            net,
+        })
+        .collect();
+    if s.admin_networks.is_empty() {
+        warnings.push(format!(
+            "SSH is open to every address on {}: set `admin-networks` to the networks you administer from",
+            if s.topology.is_some() { "the web machine" } else { "this machine" }
+        ));
+    }
+    let real_ip_from = s
+        .real_ip_from
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| network(p, &format!("real-ip-from[{i}]"), n))
+        .collect();
+    (admin, real_ip_from)
 }
 
 /// A topology address: one machine's own unicast address. `::ffff:a.b.c.d`
@@ -131,6 +163,7 @@ pub fn layout(
     topology: Option<Machines>,
     ports: &[u16],
     egress: &[String],
+    admin: &[Net],
 ) -> (Option<Topology>, Vec<Host>, Vec<String>) {
     let localhost = "localhost".to_owned();
     match topology {
@@ -151,11 +184,23 @@ pub fn layout(
                     .into_iter()
                     .chain(egress.iter().cloned())
                     .collect(),
+                ssh_from: admin.to_vec(),
             };
             let upstreams = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
             (None, vec![host], upstreams)
         }
         Some((web, apps, db)) => {
+            // Behind the web machine, SSH comes from the admin networks, or
+            // only from the web machine (the jump host) when none are set.
+            let inner_ssh = if admin.is_empty() {
+                let web = addr(web);
+                vec![Net {
+                    family: web.family,
+                    net: web.address,
+                }]
+            } else {
+                admin.to_vec()
+            };
             let mut hosts = vec![Host {
                 name: "web-1".into(),
                 label: "web-1".into(),
@@ -169,6 +214,7 @@ pub fn layout(
                 bind_socket: String::new(),
                 allow_in: Vec::new(),
                 allow_service: Vec::new(),
+                ssh_from: admin.to_vec(),
             }];
             let mut upstreams = Vec::new();
             for (i, a) in apps.iter().enumerate() {
@@ -195,6 +241,7 @@ pub fn layout(
                         .into_iter()
                         .chain(egress.iter().cloned())
                         .collect(),
+                    ssh_from: inner_ssh.clone(),
                 });
             }
             hosts.push(Host {
@@ -210,6 +257,7 @@ pub fn layout(
                 bind_socket: String::new(),
                 allow_in: Vec::new(),
                 allow_service: Vec::new(),
+                ssh_from: inner_ssh,
             });
             let topology = Topology {
                 web: addr(web),

@@ -9,6 +9,7 @@
 mod layout;
 mod paths;
 mod ports;
+mod rates;
 mod service;
 mod web;
 
@@ -49,6 +50,8 @@ pub fn validate(
     let db = service::database(&mut p, s, &crate_name, ports.db);
     let egress = layout::egress(&mut p, &mut warnings, s);
     let machines = layout::topology(&mut p, &mut warnings, s);
+    let (admin, real_ip_from) = layout::admin(&mut p, &mut warnings, s);
+    let path_limits = rates::path_limits(&mut p, s, &crate_name, &paths.static_url);
     accounts(&mut warnings, &paths.user, &nginx.user, &db.user);
 
     let custom = tls.mode == "custom";
@@ -86,7 +89,7 @@ pub fn validate(
         return Err(p);
     }
 
-    let (topology, hosts, upstreams) = layout::layout(machines, &ports.instances, &egress);
+    let (topology, hosts, upstreams) = layout::layout(machines, &ports.instances, &egress, &admin);
     let context = Context {
         name: name.to_owned(),
         ident: crate_name,
@@ -104,14 +107,19 @@ pub fn validate(
         static_root: paths.static_root,
         static_url: paths.static_url,
         health_path: paths.health_path,
+        start_limit_burst: 5,
+        start_limit_interval: 30,
         client_max_body_size: limits.client_max_body_size,
         proxy_connect_timeout: limits.proxy_connect_timeout,
         proxy_read_timeout: limits.proxy_read_timeout,
         rate_limit: limits.rate_limit,
         rate_limit_burst: limits.rate_limit_burst,
+        path_limits,
         compress_types: COMPRESS_TYPES,
         nginx,
         ssh_port: ports.ssh,
+        real_ip_from,
+        unattended_upgrades: s.unattended_upgrades,
         db,
         topology,
         hosts,
@@ -180,7 +188,10 @@ mod tests {
         assert!(!c.nginx.http2_directive);
         assert!(c.nginx.session_tickets_off);
         assert!(!c.nginx.ecdh_curve.contains("MLKEM"));
-        assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+        // The one default that only warns: SSH open until admin-networks says
+        // where the operators are.
+        assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+        assert!(v.warnings[0].contains("admin-networks"), "{:?}", v.warnings);
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub fn limits(p: &mut Problems, warnings: &mut Vec<String>, s: &Settings) -> Lim
             );
         }
     }
-    let rate_limit = number_with_unit(p, "rate-limit", &s.rate_limit, &["r/s", "r/m"], "10r/s")
+    let rate_limit = number_with_unit(p, "rate-limit", &s.rate_limit, &["r/s", "r/m"], "30r/s")
         .unwrap_or_default();
     // nginx refuses a zero rate and a zero burst ("invalid rate").
     let requests = rate_limit.trim_end_matches(|c: char| !c.is_ascii_digit());
