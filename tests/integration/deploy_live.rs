@@ -357,6 +357,13 @@ fn nginx_in_front_of_two_instances_on_loopback() {
         ["public, max-age=31536000, immutable"]
     );
     assert_eq!(client.get("/static/missing.css").0, 404);
+    // Dot files in static-root are never served (the prefix location
+    // skips the server's regex, so it has its own).
+    fs::write(static_root.join(".env"), "SECRET_KEY=x\n").unwrap();
+    fs::create_dir_all(static_root.join(".git")).unwrap();
+    fs::write(static_root.join(".git/config"), "[core]\n").unwrap();
+    assert_eq!(client.get("/static/.env").0, 403);
+    assert_eq!(client.get("/static/.git/config").0, 403);
     assert_eq!(client.get("/.env").0, 403);
     for r in &instances {
         let lines = drain(r);
