@@ -42,6 +42,11 @@ pub struct Settings {
     /// Where the app listens, for an app that neither reads `PORT` nor
     /// takes the passed socket and that discovery cannot see.
     pub app_addr: Option<String>,
+    /// The database when neither `--database-url` nor `DATABASE_URL` (the
+    /// environment or the project's `.env`) names one.
+    pub database_url: Option<String>,
+    /// sqlx-style migrations, relative to the package directory.
+    pub migrations_dir: Option<PathBuf>,
     /// `[package.metadata.manage.deploy]`, for deploy-config to read.
     pub deploy: Option<serde_json::Value>,
 }
@@ -68,7 +73,7 @@ impl Settings {
                     project.manifest_path().display()
                 ),
                 hint: "the keys are dev-addr, static-dir, static-url, health-path, debounce-ms, \
-                       allowed-hosts, livereload, app-addr and the [package.metadata.manage.deploy] table"
+                       allowed-hosts, livereload, app-addr, database-url, migrations-dir and the [package.metadata.manage.deploy] table"
                     .into(),
             })
         })
