@@ -13,6 +13,8 @@ Development and production are two worlds, as in Django:
   manage startproject mysite     scaffold a hyper + tokio service
   manage runserver               develop it behind a live-reloading proxy
   manage deploy-config           generate nginx + systemd files for production
+  manage migrate                 apply database migrations (makemigrations,
+                                 showmigrations, dbshell)
 
 See `manage help <command>` for the options of each command.";
 
@@ -79,6 +81,14 @@ pub enum Command {
     Runserver(commands::runserver::Args),
     /// Generate production deployment files (nginx, systemd, firewall)
     DeployConfig(commands::deploy_config::Args),
+    /// Apply pending database migrations (creates the SQLite file if needed)
+    Migrate(commands::migrate::apply::Args),
+    /// Write a new, empty migration pair (up and down) into migrations/
+    Makemigrations(commands::migrate::make::Args),
+    /// List the migrations, applied and pending
+    Showmigrations(commands::migrate::show::Args),
+    /// Open sqlite3 or psql on the project's database
+    Dbshell(commands::migrate::shell::Args),
     /// runserver's process reaper (internal)
     #[command(name = commands::runserver::reaper::SUBCOMMAND, hide = true)]
     Reap,
@@ -99,6 +109,10 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::Startproject(args) => commands::startproject::run(args, ui),
         Command::Runserver(args) => commands::runserver::run(args, ui),
         Command::DeployConfig(args) => commands::deploy_config::run(args, ui),
+        Command::Migrate(args) => commands::migrate::apply::run(args, ui),
+        Command::Makemigrations(args) => commands::migrate::make::run(args, ui),
+        Command::Showmigrations(args) => commands::migrate::show::run(args, ui),
+        Command::Dbshell(args) => commands::migrate::shell::run(args, ui),
         Command::Reap => commands::runserver::reap(),
         Command::Completions { shell } => {
             // clap_complete panics when its writer fails: render in memory,

@@ -1,5 +1,6 @@
 //! One module per subcommand: each has `Args` (clap) and `run`.
 
 pub mod deploy_config;
+pub mod migrate;
 pub mod runserver;
 pub mod startproject;
