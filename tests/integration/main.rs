@@ -10,6 +10,7 @@ mod deploy_live;
 mod deploy_systemd;
 mod devproxy;
 mod hardening;
+mod migrate;
 mod proxy_hardening;
 mod runserver;
 mod runserver_apps;
