@@ -22,6 +22,40 @@ use sqlx::{ConnectOptions, Connection as _, PgConnection, SqliteConnection};
 
 pub use self::url::{DatabaseUrl, Kind};
 use crate::error::hinted;
+use crate::settings::Settings;
+
+/// The directory of migrations when `migrations-dir` is not set (sqlx's).
+pub const DEFAULT_MIGRATIONS_DIR: &str = "migrations";
+
+/// What the database commands (and runserver's check) work on.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub db: DatabaseUrl,
+    pub migrations_dir: PathBuf,
+}
+
+impl Target {
+    /// Flags first, then the environment, `.env` and the settings (see
+    /// [`url`]); the migrations directory is relative to the package.
+    pub fn resolve(
+        url_flag: Option<&str>,
+        dir_flag: Option<&Path>,
+        settings: &Settings,
+        package_dir: &Path,
+    ) -> Result<Target> {
+        let db = DatabaseUrl::resolve(url_flag, settings.database_url.as_deref(), package_dir)?;
+        let migrations_dir = match dir_flag {
+            Some(path) => path.to_path_buf(),
+            None => package_dir.join(
+                settings
+                    .migrations_dir
+                    .as_deref()
+                    .unwrap_or(Path::new(DEFAULT_MIGRATIONS_DIR)),
+            ),
+        };
+        Ok(Target { db, migrations_dir })
+    }
+}
 
 /// How long a connection attempt may take before it counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -189,7 +223,9 @@ impl Migrations {
     pub async fn apply(&self, conn: &mut Conn) -> Result<Vec<String>> {
         let before = self.status(Some(conn)).await?;
         check(&before, &self.dir)?;
-        let result = with_conn!(conn, c => self.migrator.run(&mut *c).await);
+        // `run_direct` is `run` on a connection: `run`'s `Acquire` bound
+        // makes futures that are not `Send` for runserver's tasks.
+        let result = with_conn!(conn, c => self.migrator.run_direct(c).await);
         let after = self.status(Some(conn)).await?;
         let applied: Vec<String> = after
             .iter()

@@ -45,12 +45,23 @@ pub enum Kind {
 }
 
 /// A resolved database URL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DatabaseUrl {
     /// As sqlx takes it; SQLite paths made absolute.
     pub url: String,
     pub kind: Kind,
     pub source: Source,
+}
+
+/// Never the password, not even in debug output.
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseUrl")
+            .field("url", &self.redacted())
+            .field("kind", &self.kind)
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl DatabaseUrl {

@@ -279,7 +279,9 @@ fn nginx_in_front_of_two_instances_on_loopback() {
         .iter()
         .map(|port| {
             let mut cmd = Command::new(&exe);
-            cmd.env("HOST", "127.0.0.1")
+            // Its SQLite file goes into the project, not manage's checkout.
+            cmd.current_dir(&s.project)
+                .env("HOST", "127.0.0.1")
                 .env("PORT", port.to_string())
                 .env_remove("LISTEN_FDS");
             let r = Running::start(cmd);
@@ -469,7 +471,8 @@ fn three_machines_in_network_namespaces() {
 
     let start_in = |ns: &str, host: &str, port: u16| {
         let mut cmd = net.command(ns, &exe);
-        cmd.env("HOST", host)
+        cmd.current_dir(&s.project)
+            .env("HOST", host)
             .env("PORT", port.to_string())
             .env_remove("LISTEN_FDS");
         let r = Running::start(cmd);

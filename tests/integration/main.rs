@@ -14,6 +14,7 @@ mod migrate;
 mod proxy_hardening;
 mod runserver;
 mod runserver_apps;
+mod runserver_db;
 mod startproject;
 mod statics_hardening;
 mod support;

@@ -13,12 +13,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 
-use crate::database::DatabaseUrl;
+use crate::database::Target;
 use crate::project::{Project, Selector};
 use crate::settings::Settings;
-
-/// The directory of migrations when `migrations-dir` is not set (sqlx's).
-pub const DEFAULT_MIGRATIONS_DIR: &str = "migrations";
 
 /// Options every database command takes.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -35,31 +32,16 @@ pub struct DbArgs {
     pub migrations_dir: Option<PathBuf>,
 }
 
-/// What a database command works on.
-pub struct Target {
-    pub db: DatabaseUrl,
-    pub migrations_dir: PathBuf,
-}
-
 impl DbArgs {
     pub fn target(&self) -> Result<Target> {
         let project = Project::load(&self.selector, false)?;
         let settings = Settings::load(&project)?;
-        let dir = project.package_dir();
-        let db = DatabaseUrl::resolve(
+        Target::resolve(
             self.database_url.as_deref(),
-            settings.database_url.as_deref(),
-            dir,
-        )?;
-        let migrations_dir = match &self.migrations_dir {
-            Some(path) => path.clone(),
-            None => dir.join(
-                settings
-                    .migrations_dir
-                    .unwrap_or_else(|| DEFAULT_MIGRATIONS_DIR.into()),
-            ),
-        };
-        Ok(Target { db, migrations_dir })
+            self.migrations_dir.as_deref(),
+            &settings,
+            project.package_dir(),
+        )
     }
 }
 
