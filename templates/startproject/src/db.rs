@@ -18,6 +18,42 @@ use sqlx::AnyPool;
 /// where the app runs, created on first use (as Django's `db.sqlite3`).
 pub const DEFAULT_URL: &str = "sqlite:db.sqlite3?mode=rwc";
 
+/// `DATABASE_URL` (or [`DEFAULT_URL`]), with the password from systemd's
+/// credential `db-password` when there is one: `manage deploy-config`
+/// keeps the password out of the environment and the unit files
+/// (`LoadCredential=`), so only this process can read it.
+fn database_url() -> String {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+        return url;
+    };
+    match std::fs::read_to_string(std::path::Path::new(&dir).join("db-password")) {
+        Ok(password) => with_password(&url, password.trim()),
+        Err(_) => url,
+    }
+}
+
+/// `postgres://user@host/db` -> `postgres://user:PASSWORD@host/db`.
+fn with_password(url: &str, password: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((user, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    let user = user.split(':').next().unwrap_or(user);
+    let encoded: String = password
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("{scheme}://{user}:{encoded}@{host}")
+}
+
 /// The migrations in `migrations/`, embedded at build time.
 static MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -33,7 +69,7 @@ impl Db {
     /// use, so the app starts while the database is down.
     pub fn from_env() -> Result<Db, sqlx::Error> {
         sqlx::any::install_default_drivers();
-        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+        let url = database_url();
         let kind = if url.starts_with("postgres") {
             "postgresql"
         } else {
@@ -61,6 +97,9 @@ impl Db {
     /// two processes from migrating at once.
     pub async fn migrate(&self) -> Result<Vec<String>, sqlx::migrate::MigrateError> {
         let mut conn = self.pool.acquire().await?;
+        // Held while the pending ones are listed and applied, so that two
+        // processes never both report the same migration as theirs.
+        conn.lock().await?;
         conn.ensure_migrations_table().await?;
         let applied: Vec<i64> = conn
             .list_applied_migrations()
@@ -74,6 +113,7 @@ impl Db {
             .map(|m| format!("{}_{}", m.version, m.description.replace(' ', "_")))
             .collect();
         MIGRATOR.run(&mut *conn).await?;
+        conn.unlock().await?;
         Ok(pending)
     }
 
@@ -96,5 +136,22 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_password;
+
+    #[test]
+    fn the_credential_becomes_the_password() {
+        assert_eq!(
+            with_password(
+                "postgres://app@10.0.0.30:5432/app?sslmode=require",
+                "p@ss w"
+            ),
+            "postgres://app:p%40ss%20w@10.0.0.30:5432/app?sslmode=require"
+        );
+        assert_eq!(with_password("sqlite:db.sqlite3", "x"), "sqlite:db.sqlite3");
     }
 }
