@@ -39,6 +39,7 @@ fn defaults_give_a_complete_hardened_set() {
             "nginx/mysite/snippets/security-headers.conf",
             "nginx/nginx.conf",
             "systemd/",
+            "systemd/mysite-migrate.service",
             "systemd/mysite.target",
             "systemd/mysite@.service",
             "systemd/mysite@.socket",
@@ -282,7 +283,7 @@ fn check_force_and_only() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("+++"))
-        .stderr(predicate::str::contains("11 of 11 files differ"));
+        .stderr(predicate::str::contains("12 of 12 files differ"));
     assert!(!out.exists(), "--check wrote something");
 
     manage()
@@ -311,7 +312,7 @@ fn check_force_and_only() {
             predicate::str::contains("-    worker_connections 8;")
                 .and(predicate::str::contains("+    worker_connections 4096;")),
         )
-        .stderr(predicate::str::contains("1 of 11 files differ"));
+        .stderr(predicate::str::contains("1 of 12 files differ"));
     manage()
         .current_dir(&s.project)
         .arg("deploy-config")
@@ -404,6 +405,7 @@ fn check_force_and_only() {
         [
             "README.md",
             "systemd/",
+            "systemd/cisite-migrate.service",
             "systemd/cisite.target",
             "systemd/cisite@.service",
             "systemd/cisite@.socket"

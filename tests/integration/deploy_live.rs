@@ -85,9 +85,11 @@ fn validate_tree(s: &Site, out: &Path) -> f64 {
                     files.push(to);
                 }
             }
-            let target = units.path().join(format!("{name}.target"));
-            fs::copy(host.join(format!("systemd/{name}.target")), &target).unwrap();
-            files.push(target);
+            for unit in [format!("{name}.target"), format!("{name}-migrate.service")] {
+                let to = units.path().join(&unit);
+                fs::copy(host.join("systemd").join(&unit), &to).unwrap();
+                files.push(to);
+            }
             let analyze = tool("systemd-analyze", "systemd");
             let verify = run(Command::new(&analyze).arg("verify").args(&files));
             assert!(
@@ -103,6 +105,13 @@ fn validate_tree(s: &Site, out: &Path) -> f64 {
             let level = exposure(&String::from_utf8_lossy(&security.stdout));
             assert!(level <= 2.0, "exposure {level} > 2.0 for {what}");
             worst = worst.max(level);
+            let migrate = run_ok(
+                Command::new(&analyze)
+                    .args(["security", "--offline=true", "--no-pager"])
+                    .arg(host.join(format!("systemd/{name}-migrate.service"))),
+            );
+            let level = exposure(&String::from_utf8_lossy(&migrate.stdout));
+            assert!(level <= 2.0, "exposure {level} > 2.0 for {name}-migrate.service on {what}");
         }
         run_ok(Command::new(tool("shellcheck", "shellcheck")).arg(host.join("install.sh")));
         let rules: Vec<PathBuf> = fs::read_dir(host.join("nftables"))

@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod deploy_config;
+mod deploy_database;
 mod deploy_generated;
 mod deploy_hardening;
 mod deploy_live;

@@ -116,6 +116,12 @@ pub fn plan(ctx: &Context) -> Vec<Planned> {
                 format!("systemd/{name}.target"),
                 None,
             );
+            add(
+                Systemd,
+                "systemd/migrate.service.jinja",
+                format!("systemd/{name}-migrate.service"),
+                None,
+            );
         }
         if host.db {
             use Component::Postgres;
@@ -129,6 +135,12 @@ pub fn plan(ctx: &Context) -> Vec<Planned> {
                 Postgres,
                 "postgres/pg_hba.conf.jinja",
                 "postgres/pg_hba.conf".into(),
+                None,
+            );
+            add(
+                Postgres,
+                "postgres/network.conf.jinja",
+                format!("postgres/{name}-network.conf"),
                 None,
             );
             add(
