@@ -101,13 +101,19 @@ pub async fn connect(db: &DatabaseUrl, create: bool) -> Result<Option<Conn>> {
                 let options = SqliteConnectOptions::from_str(&db.url)
                     .map_err(|e| unreachable(e.to_string()))?
                     .create_if_missing(create);
-                let conn = options.connect().await.map_err(|e| unreachable(e.to_string()))?;
+                let conn = options
+                    .connect()
+                    .await
+                    .map_err(|e| unreachable(e.to_string()))?;
                 Ok(Some(Conn::Sqlite(conn)))
             }
             Kind::Postgres => {
-                let options = PgConnectOptions::from_str(&db.url)
+                let options =
+                    PgConnectOptions::from_str(&db.url).map_err(|e| unreachable(e.to_string()))?;
+                let conn = options
+                    .connect()
+                    .await
                     .map_err(|e| unreachable(e.to_string()))?;
-                let conn = options.connect().await.map_err(|e| unreachable(e.to_string()))?;
                 Ok(Some(Conn::Postgres(conn)))
             }
         }
@@ -230,7 +236,11 @@ impl Migrations {
         let applied: Vec<String> = after
             .iter()
             .filter(|e| e.state == State::Applied)
-            .filter(|e| before.iter().any(|b| b.version == e.version && b.state == State::Pending))
+            .filter(|e| {
+                before
+                    .iter()
+                    .any(|b| b.version == e.version && b.state == State::Pending)
+            })
             .map(|e| e.name.clone())
             .collect();
         result.map_err(|err| self.explain(err))?;
@@ -301,12 +311,14 @@ async fn applied(conn: &mut Conn) -> Result<Vec<(i64, Vec<u8>)>> {
         )
         .fetch_one(&mut *c)
         .await,
-        Conn::Postgres(c) => sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_catalog.pg_tables \
+        Conn::Postgres(c) => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_catalog.pg_tables \
              WHERE tablename = '_sqlx_migrations' AND schemaname = current_schema()",
-        )
-        .fetch_one(&mut *c)
-        .await,
+            )
+            .fetch_one(&mut *c)
+            .await
+        }
     }
     .context("cannot read the database's tables")?;
     if exists == 0 {

@@ -59,7 +59,8 @@ fn the_database_is_wired_and_its_password_is_a_credential() {
     assert!(unit.contains("After=dbsite@%i.socket dbsite-migrate.service"));
     assert!(!unit.contains("LoadCredential"));
     let migrate = read(out.join("systemd/dbsite-migrate.service"));
-    assert!(migrate.contains("Type=oneshot\nRemainAfterExit=yes\nExecStart=/opt/dbsite/bin/dbsite migrate"));
+    assert!(migrate
+        .contains("Type=oneshot\nRemainAfterExit=yes\nExecStart=/opt/dbsite/bin/dbsite migrate"));
     let install = read(out.join("install.sh"));
     assert!(install.contains("'dbsite-migrate.service'"));
     assert!(!install.contains("CREATE ROLE"));
@@ -82,7 +83,14 @@ fn the_database_is_wired_and_its_password_is_a_credential() {
     let out = deploy(
         &dir,
         "three",
-        &["--web", "10.0.0.10", "--app", "10.0.0.20,10.0.0.21", "--db", "10.0.0.30"],
+        &[
+            "--web",
+            "10.0.0.10",
+            "--app",
+            "10.0.0.20,10.0.0.21",
+            "--db",
+            "10.0.0.30",
+        ],
     );
     let unit = read(out.join("app-1/systemd/dbsite@.service"));
     assert!(unit.contains(
@@ -90,11 +98,21 @@ fn the_database_is_wired_and_its_password_is_a_credential() {
     ));
     assert!(unit.contains("LoadCredential=db-password:/etc/dbsite/db-password"));
     let hba = read(out.join("db-1/postgres/pg_hba.conf"));
-    let rules: Vec<&str> = hba.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).collect();
+    let rules: Vec<&str> = hba
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
     assert_eq!(rules.len(), 2, "{hba}");
-    assert!(rules.iter().all(|l| l.starts_with("hostssl ") && l.ends_with("scram-sha-256")), "{hba}");
+    assert!(
+        rules
+            .iter()
+            .all(|l| l.starts_with("hostssl ") && l.ends_with("scram-sha-256")),
+        "{hba}"
+    );
     assert!(read(out.join("db-1/postgres/dbsite.conf")).contains("ssl = on"));
-    assert!(read(out.join("db-1/postgres/dbsite-network.conf")).contains("After=network-online.target"));
+    assert!(
+        read(out.join("db-1/postgres/dbsite-network.conf")).contains("After=network-online.target")
+    );
     let db_install = read(out.join("db-1/install.sh"));
     assert!(db_install.contains("CREATE DATABASE dbsite OWNER dbsite"));
     assert!(db_install.contains("systemctl reload postgresql"));
@@ -107,10 +125,20 @@ fn the_database_is_wired_and_its_password_is_a_credential() {
     manage()
         .current_dir(&dir)
         .args(["deploy-config", "--out", "bad", "--database", "sqlite"])
-        .args(["--web", "10.0.0.10", "--app", "10.0.0.20", "--db", "10.0.0.30"])
+        .args([
+            "--web",
+            "10.0.0.10",
+            "--app",
+            "10.0.0.20",
+            "--db",
+            "10.0.0.30",
+        ])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("`database` = `sqlite`").and(predicate::str::contains("use `postgres`")));
+        .stderr(
+            predicate::str::contains("`database` = `sqlite`")
+                .and(predicate::str::contains("use `postgres`")),
+        );
     manage()
         .current_dir(&dir)
         .args(["deploy-config", "--out", "bad", "--database", "mysql"])

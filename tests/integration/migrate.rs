@@ -76,7 +76,11 @@ fn sqlite_migrations_in_any_sqlx_directory() {
         .expect("the new migration");
     fs::write(&new, "ALTER TABLE items ADD COLUMN price INTEGER;\n").unwrap();
     let shown = run(&dir, &["showmigrations"]).success();
-    assert!(stdout(&shown).contains("[X] 1_create_items\n[ ] 2"), "{}", stdout(&shown));
+    assert!(
+        stdout(&shown).contains("[X] 1_create_items\n[ ] 2"),
+        "{}",
+        stdout(&shown)
+    );
     run(&dir, &["migrate"])
         .success()
         .stderr(predicate::str::contains("_add_price"));
@@ -122,8 +126,15 @@ fn dbshell_runs_the_client_or_says_it_is_missing() {
                 .and(predicate::str::contains("apt-get install sqlite3")),
         );
     if which(Path::new("sqlite3")).is_some() {
-        let out = run(&dir, &["dbshell", "--", "SELECT name FROM sqlite_master WHERE name = 'items'"])
-            .success();
+        let out = run(
+            &dir,
+            &[
+                "dbshell",
+                "--",
+                "SELECT name FROM sqlite_master WHERE name = 'items'",
+            ],
+        )
+        .success();
         assert_eq!(stdout(&out), "items\n");
     }
 }
@@ -161,7 +172,10 @@ fn postgres_migrations_apply_once_and_a_failing_one_leaves_nothing() {
     with_url(&["migrate"])
         .success()
         .stderr(predicate::str::contains("no migrations to apply"));
-    assert_eq!(pg.psql("plain", "SELECT count(*) FROM _sqlx_migrations"), "1\n");
+    assert_eq!(
+        pg.psql("plain", "SELECT count(*) FROM _sqlx_migrations"),
+        "1\n"
+    );
 
     // A migration whose second statement fails: the first one's table
     // must not exist afterwards (one transaction), nor the record.
@@ -171,19 +185,30 @@ fn postgres_migrations_apply_once_and_a_failing_one_leaves_nothing() {
     )
     .unwrap();
     with_url(&["migrate"]).failure().stderr(
-        predicate::str::contains("migration `2_half` failed")
-            .and(predicate::str::contains("relation \"no_such_table\" does not exist")),
+        predicate::str::contains("migration `2_half` failed").and(predicate::str::contains(
+            "relation \"no_such_table\" does not exist",
+        )),
     );
     assert_eq!(
-        pg.psql("plain", "SELECT count(*) FROM pg_tables WHERE tablename = 'half'"),
+        pg.psql(
+            "plain",
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'half'"
+        ),
         "0\n"
     );
-    assert_eq!(pg.psql("plain", "SELECT count(*) FROM _sqlx_migrations"), "1\n");
+    assert_eq!(
+        pg.psql("plain", "SELECT count(*) FROM _sqlx_migrations"),
+        "1\n"
+    );
     let shown = with_url(&["showmigrations"]).success();
     assert_eq!(stdout(&shown), "[X] 1_create_items\n[ ] 2_half\n");
 
     // Fixed, it applies; makemigrations + migrate applies a new one.
-    fs::write(dir.join("db/migrations/2_half.sql"), "CREATE TABLE half (id INTEGER);\n").unwrap();
+    fs::write(
+        dir.join("db/migrations/2_half.sql"),
+        "CREATE TABLE half (id INTEGER);\n",
+    )
+    .unwrap();
     with_url(&["makemigrations", "add_price"]).success();
     let new = fs::read_dir(dir.join("db/migrations"))
         .unwrap()
@@ -196,14 +221,23 @@ fn postgres_migrations_apply_once_and_a_failing_one_leaves_nothing() {
         predicate::str::contains("Applied 2_half").and(predicate::str::contains("_add_price")),
     );
     assert_eq!(
-        pg.psql("plain", "SELECT count(*) FROM information_schema.columns WHERE column_name = 'price'"),
+        pg.psql(
+            "plain",
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'price'"
+        ),
         "1\n"
     );
 
     // dbshell: psql on the same database, the password not in its argv.
     if crate::support::postgres::bin("psql").is_some() {
-        let out = with_url(&["dbshell", "--", "-At", "-c", "SELECT count(*) FROM _sqlx_migrations"])
-            .success();
+        let out = with_url(&[
+            "dbshell",
+            "--",
+            "-At",
+            "-c",
+            "SELECT count(*) FROM _sqlx_migrations",
+        ])
+        .success();
         assert_eq!(stdout(&out), "3\n");
     }
 
@@ -225,8 +259,12 @@ fn postgres_migrations_apply_once_and_a_failing_one_leaves_nothing() {
 fn an_unreachable_database_is_a_clear_error() {
     let (_tmp, dir) = plain_project("database-url = \"postgres://app:pw@127.0.0.1:1/app\"\n");
     run(&dir, &["migrate"]).failure().stderr(
-        predicate::str::contains("cannot connect to the database `postgres://app:***@127.0.0.1:1/app`")
-            .and(predicate::str::contains("database-url in [package.metadata.manage]"))
-            .and(predicate::str::contains("help: start PostgreSQL")),
+        predicate::str::contains(
+            "cannot connect to the database `postgres://app:***@127.0.0.1:1/app`",
+        )
+        .and(predicate::str::contains(
+            "database-url in [package.metadata.manage]",
+        ))
+        .and(predicate::str::contains("help: start PostgreSQL")),
     );
 }

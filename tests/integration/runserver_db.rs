@@ -31,9 +31,15 @@ fn runserver_reports_then_applies_migrations_and_the_data_survives_a_restart() {
     assert!(line.contains("started"), "{line}");
     let (status, home) = page(&server.addr, "/");
     assert_eq!(status, 200);
-    assert!(home.contains("the database has unapplied migrations"), "{home}");
+    assert!(
+        home.contains("the database has unapplied migrations"),
+        "{home}"
+    );
     let (_, errors) = page(&server.addr, "/__manage/errors");
-    assert!(errors.contains(MIGRATION) && errors.contains("manage migrate"), "{errors}");
+    assert!(
+        errors.contains(MIGRATION) && errors.contains("manage migrate"),
+        "{errors}"
+    );
     // The table is missing, and the app says what to do.
     let notes = get(&server.addr, "/notes").unwrap();
     assert_eq!(notes.status, 500);
@@ -57,17 +63,20 @@ fn runserver_reports_then_applies_migrations_and_the_data_survives_a_restart() {
     .unwrap();
     assert_eq!(posted.status, 303, "{}", posted.text());
     let (tmp, dir) = server.stop();
-    assert!(dir.join("db.sqlite3").is_file(), "the database is in the project");
+    assert!(
+        dir.join("db.sqlite3").is_file(),
+        "the database is in the project"
+    );
 
     // A restart (without --migrate) keeps the data and says nothing.
     let server = DevServer::start_in(tmp, dir, &[], "Built in");
     let (status, notes) = page(&server.addr, "/notes");
     assert_eq!(status, 200);
-    assert!(notes.contains("<li>written through runserver</li>"), "{notes}");
+    assert!(
+        notes.contains("<li>written through runserver</li>"),
+        "{notes}"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let said: Vec<String> = server.proc.stderr.try_iter().collect();
-    assert!(
-        !said.iter().any(|l| l.contains("unapplied")),
-        "{said:?}"
-    );
+    assert!(!said.iter().any(|l| l.contains("unapplied")), "{said:?}");
 }

@@ -434,8 +434,10 @@ fn generated_project_accepts_a_socket_from_systemd() {
     let fd = listener.as_raw_fd();
 
     let mut cmd = std::process::Command::new(&exe);
-    cmd.current_dir(&dir).env("LISTEN_FDS", "1").env("PORT", "1"); // PORT is ignored under LISTEN_FDS
-                                                 // SAFETY: dup2 in the child between fork and exec, as systemd does.
+    cmd.current_dir(&dir)
+        .env("LISTEN_FDS", "1")
+        .env("PORT", "1"); // PORT is ignored under LISTEN_FDS
+                           // SAFETY: dup2 in the child between fork and exec, as systemd does.
     unsafe {
         cmd.pre_exec(move || {
             // dup2 clears close-on-exec on the copy; when the socket already

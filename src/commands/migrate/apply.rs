@@ -32,7 +32,10 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         conn.close().await;
         let applied = applied?;
         if applied.is_empty() {
-            ui.status("Fresh", format!("no migrations to apply ({})", target.db.redacted()));
+            ui.status(
+                "Fresh",
+                format!("no migrations to apply ({})", target.db.redacted()),
+            );
         }
         for name in &applied {
             ui.status("Applied", name);

@@ -101,7 +101,10 @@ mod tests {
     fn the_password_leaves_the_url() {
         assert_eq!(
             split_password("postgres://app:p%40ss@db:5432/app"),
-            ("postgres://app@db:5432/app".to_owned(), Some("p@ss".to_owned()))
+            (
+                "postgres://app@db:5432/app".to_owned(),
+                Some("p@ss".to_owned())
+            )
         );
         assert_eq!(
             split_password("postgres://app@db/app"),

@@ -14,9 +14,9 @@ use anyhow::{bail, Result};
 use super::build::BuildSpec;
 use super::migrations::MigrationCheck;
 use super::watch::WatchSet;
+use crate::database::Target;
 use crate::error::hinted;
 use crate::project::{Project, Selector};
-use crate::database::Target;
 use crate::settings::{self, Settings};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:8000";

@@ -178,11 +178,7 @@ impl Snippets {
             )
         };
         Ok(Snippets {
-            normal: if livereload {
-                Some(render("")?)
-            } else {
-                None
-            },
+            normal: if livereload { Some(render("")?) } else { None },
             banner: render("build")?,
             migrations: render("migrations")?,
         })

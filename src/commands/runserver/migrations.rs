@@ -49,10 +49,13 @@ impl MigrationCheck {
     pub async fn run(&self, ui: &Ui) {
         if !self.target.migrations_dir.is_dir() {
             if self.apply {
-                self.say(ui, format!(
-                    "--migrate: there is no migrations directory `{}`; nothing to apply",
-                    self.target.migrations_dir.display()
-                ));
+                self.say(
+                    ui,
+                    format!(
+                        "--migrate: there is no migrations directory `{}`; nothing to apply",
+                        self.target.migrations_dir.display()
+                    ),
+                );
             }
             return;
         }

@@ -54,7 +54,10 @@ impl DevServer {
     /// another start in the same directory.
     pub fn stop(self) -> (tempfile::TempDir, PathBuf) {
         let DevServer {
-            _tmp, dir, mut proc, ..
+            _tmp,
+            dir,
+            mut proc,
+            ..
         } = self;
         proc.signal(libc::SIGTERM);
         proc.wait_exit(Duration::from_secs(30))

@@ -49,9 +49,14 @@ pub struct Postgres {
 fn unprivileged() -> Vec<String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-            .map(String::from)
-            .to_vec()
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]
+        .map(String::from)
+        .to_vec()
     } else {
         Vec::new()
     }
@@ -81,18 +86,19 @@ fn check(out: Output, what: &str) -> String {
 impl Postgres {
     /// A cluster on 127.0.0.1 and a free port.
     pub fn start() -> Postgres {
-        Self::start_in(Vec::new(), "127.0.0.1", super::free_port(), &[], None)
+        Self::start_in(Vec::new(), "127.0.0.1", super::free_port(), "", None, None)
     }
 
     /// A cluster run through `prefix` (e.g. `ip netns exec db`), listening
-    /// on `host:port`, with extra `postgresql.conf` lines and, if given, a
-    /// `pg_hba.conf` of its own.
+    /// on `host:port`, with `conf` appended to `postgresql.conf` and, if
+    /// given, a `pg_hba.conf` of its own and a certificate and key for TLS.
     pub fn start_in(
         prefix: Vec<String>,
         host: &str,
         port: u16,
-        conf: &[&str],
+        conf: &str,
         hba: Option<&str>,
+        tls: Option<(&Path, &Path)>,
     ) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("manage-pg-")
@@ -115,7 +121,12 @@ impl Postgres {
             pg.command(bin("initdb").expect("initdb is installed (.ci/run installs postgresql)"))
                 .arg("-D")
                 .arg(&data)
-                .args(["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                ])
                 .arg(format!("--pwfile={}", pwfile.display()))
                 .args(["-E", "UTF8", "--no-locale", "--no-sync"])
                 .output()
@@ -126,9 +137,19 @@ impl Postgres {
             "listen_addresses = '{host}'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\n",
             pg.dir.path().display()
         );
-        for line in conf {
-            extra.push_str(line);
-            extra.push('\n');
+        extra.push_str(conf);
+        if let Some((cert, key)) = tls {
+            // The key must belong to the server's user, mode 0600.
+            for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+                let path = pg.dir.path().join(to);
+                std::fs::copy(from, &path).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+                chown_nobody(&path);
+            }
+            extra.push_str(&format!(
+                "\nssl_cert_file = '{0}/server.crt'\nssl_key_file = '{0}/server.key'\n",
+                pg.dir.path().display()
+            ));
         }
         std::fs::OpenOptions::new()
             .append(true)
@@ -138,8 +159,11 @@ impl Postgres {
             .unwrap();
         if let Some(hba) = hba {
             // Local socket access for the test's own psql, then the rules.
-            std::fs::write(data.join("pg_hba.conf"), format!("local all all trust\n{hba}"))
-                .unwrap();
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                format!("local all all trust\n{hba}"),
+            )
+            .unwrap();
         }
         let log = pg.dir.path().join("log");
         let started = pg
@@ -209,7 +233,10 @@ impl Postgres {
     }
 
     pub fn url(&self, user: &str, password: &str, db: &str) -> String {
-        format!("postgres://{user}:{password}@{}:{}/{db}", self.host, self.port)
+        format!(
+            "postgres://{user}:{password}@{}:{}/{db}",
+            self.host, self.port
+        )
     }
 }
 
