@@ -25,31 +25,29 @@ use tokio::net::TcpListener;
 /// Longest lame-duck period of a socket-activated instance (see [`server`]).
 const LAME_DUCK: Duration = Duration::from_secs(5);
 
-fn main() -> std::process::ExitCode {
+fn main() -> std::io::Result<()> {
     // `.env` holds development settings (DATABASE_URL, SECRET_KEY); the
     // environment wins over it, and production has no `.env` at all.
     let _ = dotenvy::dotenv();
-    let command = std::env::args().nth(1);
-    let result = match command.as_deref() {
+    match std::env::args().nth(1).as_deref() {
         None => serve(),
-        Some("migrate") => migrate(),
-        Some(other) => Err(format!(
-            "unknown command `{other}`; run without arguments to serve, or `migrate`"
-        )
-        .into()),
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            std::process::ExitCode::FAILURE
+        Some("migrate") => {
+            if let Err(err) = migrate() {
+                eprintln!("error: {err}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Some(other) => {
+            eprintln!(
+                "error: unknown command `{other}`; run without arguments to serve, or `migrate`"
+            );
+            std::process::exit(2);
         }
     }
 }
 
-type Error = Box<dyn std::error::Error>;
-
-fn serve() -> Result<(), Error> {
+fn serve() -> std::io::Result<()> {
     // Claim an inherited socket (fd 3) before the runtime opens descriptors
     // of its own.
     let (std_listener, inherited) = listen::listener()?;
@@ -57,12 +55,12 @@ fn serve() -> Result<(), Error> {
         let listener = TcpListener::from_std(std_listener)?;
         // Connects lazily: the server starts while the database is down, and
         // /healthz says 503 until it is back.
-        let db = db::Db::from_env()?;
+        let db = db::Db::from_env().map_err(std::io::Error::other)?;
+        eprintln!("{} database: {}", env!("CARGO_PKG_NAME"), db.kind());
         eprintln!(
-            "{} listening on http://{} (database: {})",
+            "{} listening on http://{}",
             env!("CARGO_PKG_NAME"),
-            listener.local_addr()?,
-            db.kind()
+            listener.local_addr()?
         );
         // Only systemd (which sets INVOCATION_ID) hands this socket to a
         // successor; `manage runserver` and systemfd pass one but switch
@@ -74,7 +72,7 @@ fn serve() -> Result<(), Error> {
     })
 }
 
-fn migrate() -> Result<(), Error> {
+fn migrate() -> Result<(), Box<dyn std::error::Error>> {
     runtime()?.block_on(async {
         let db = db::Db::from_env()?;
         let applied = db.migrate().await?;
