@@ -59,8 +59,7 @@ fn the_database_is_wired_and_its_password_is_a_credential() {
     assert!(unit.contains("After=dbsite@%i.socket dbsite-migrate.service"));
     assert!(!unit.contains("LoadCredential"));
     let migrate = read(out.join("systemd/dbsite-migrate.service"));
-    assert!(migrate
-        .contains("Type=oneshot\nExecStart=/opt/dbsite/bin/dbsite migrate"));
+    assert!(migrate.contains("Type=oneshot\nExecStart=/opt/dbsite/bin/dbsite migrate"));
     let install = read(out.join("install.sh"));
     assert!(install.contains("'dbsite-migrate.service'"));
     assert!(!install.contains("CREATE ROLE"));
