@@ -15,6 +15,8 @@ Development and production are two worlds, as in Django:
   manage deploy-config           generate nginx + systemd files for production
   manage collectstatic           hashed, compressed static files for nginx
   manage check --deploy          what is weak or stale before deploying
+  manage migrate                 apply database migrations (makemigrations,
+                                 showmigrations, dbshell)
 
 See `manage help <command>` for the options of each command.";
 
@@ -85,6 +87,14 @@ pub enum Command {
     Collectstatic(commands::collectstatic::Args),
     /// Check the project and its settings; with --deploy, its production readiness
     Check(commands::check::Args),
+    /// Apply pending database migrations (creates the SQLite file if needed)
+    Migrate(commands::migrate::apply::Args),
+    /// Write a new, empty migration pair (up and down) into migrations/
+    Makemigrations(commands::migrate::make::Args),
+    /// List the migrations, applied and pending
+    Showmigrations(commands::migrate::show::Args),
+    /// Open sqlite3 or psql on the project's database
+    Dbshell(commands::migrate::shell::Args),
     /// runserver's process reaper (internal)
     #[command(name = commands::runserver::reaper::SUBCOMMAND, hide = true)]
     Reap,
@@ -107,6 +117,10 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<()> {
         Command::DeployConfig(args) => commands::deploy_config::run(args, ui),
         Command::Collectstatic(args) => commands::collectstatic::run(args, ui),
         Command::Check(args) => commands::check::run(args, ui),
+        Command::Migrate(args) => commands::migrate::apply::run(args, ui),
+        Command::Makemigrations(args) => commands::migrate::make::run(args, ui),
+        Command::Showmigrations(args) => commands::migrate::show::run(args, ui),
+        Command::Dbshell(args) => commands::migrate::shell::run(args, ui),
         Command::Reap => commands::runserver::reap(),
         Command::Completions { shell } => {
             // clap_complete panics when its writer fails: render in memory,

@@ -52,6 +52,11 @@ pub struct Settings {
     /// `manage check` ids to leave out (`["manage.W004"]`), as Django's
     /// SILENCED_SYSTEM_CHECKS.
     pub silenced_checks: Option<Vec<String>>,
+    /// The database when neither `--database-url` nor `DATABASE_URL` (the
+    /// environment or the project's `.env`) names one.
+    pub database_url: Option<String>,
+    /// sqlx-style migrations, relative to the package directory.
+    pub migrations_dir: Option<PathBuf>,
     /// `[package.metadata.manage.deploy]`, for deploy-config to read.
     pub deploy: Option<serde_json::Value>,
 }
@@ -78,7 +83,7 @@ impl Settings {
                     project.manifest_path().display()
                 ),
                 hint: "the keys are dev-addr, static-dir, static-url, health-path, debounce-ms, \
-                       allowed-hosts, livereload, app-addr, static-build-dir, silenced-checks and the [package.metadata.manage.deploy] table"
+                       allowed-hosts, livereload, app-addr, static-build-dir, silenced-checks, database-url, migrations-dir and the [package.metadata.manage.deploy] table"
                     .into(),
             })
         })

@@ -3,5 +3,6 @@
 pub mod check;
 pub mod collectstatic;
 pub mod deploy_config;
+pub mod migrate;
 pub mod runserver;
 pub mod startproject;

@@ -48,6 +48,7 @@ fn defaults_give_a_complete_hardened_set() {
             "nginx/nginx.service.d/mysite.conf",
             "systemd/",
             "systemd/mysite-alert@.service",
+            "systemd/mysite-migrate.service",
             "systemd/mysite.target",
             "systemd/mysite@.service",
             "systemd/mysite@.socket",
@@ -292,7 +293,7 @@ fn check_force_and_only() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("+++"))
-        .stderr(predicate::str::contains("13 of 13 files differ"));
+        .stderr(predicate::str::contains("14 of 14 files differ"));
     assert!(!out.exists(), "--check wrote something");
 
     manage()
@@ -321,7 +322,7 @@ fn check_force_and_only() {
             predicate::str::contains("-    worker_connections 8;")
                 .and(predicate::str::contains("+    worker_connections 4096;")),
         )
-        .stderr(predicate::str::contains("1 of 13 files differ"));
+        .stderr(predicate::str::contains("1 of 14 files differ"));
     manage()
         .current_dir(&s.project)
         .arg("deploy-config")
@@ -415,6 +416,7 @@ fn check_force_and_only() {
             "README.md",
             "systemd/",
             "systemd/cisite-alert@.service",
+            "systemd/cisite-migrate.service",
             "systemd/cisite.target",
             "systemd/cisite@.service",
             "systemd/cisite@.socket"

@@ -334,9 +334,11 @@ fn validate(s: &Site, out: &Path, ports: (u16, u16), what: &str) {
                     files.push(to);
                 }
             }
-            let target = units.path().join(format!("{name}.target"));
-            fs::copy(host.join(format!("systemd/{name}.target")), &target).unwrap();
-            files.push(target);
+            for unit in [format!("{name}.target"), format!("{name}-migrate.service")] {
+                let to = units.path().join(&unit);
+                fs::copy(host.join("systemd").join(&unit), &to).unwrap();
+                files.push(to);
+            }
             // The alert unit as OnFailure= starts it for the first instance.
             let alert = units.path().join(format!(
                 "{name}-alert@{}.service",

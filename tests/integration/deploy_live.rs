@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::deploy::{run, run_ok, site, tool, venv_tool, Certs, Netns, Site};
+use crate::support::postgres::Postgres;
 use crate::support::{build_project, eventually, free_port, get, request, tree, Running};
 
 fn tls_args(mode: &str, certs: &Certs) -> Vec<String> {
@@ -85,9 +86,11 @@ fn validate_tree(s: &Site, out: &Path) -> f64 {
                     files.push(to);
                 }
             }
-            let target = units.path().join(format!("{name}.target"));
-            fs::copy(host.join(format!("systemd/{name}.target")), &target).unwrap();
-            files.push(target);
+            for unit in [format!("{name}.target"), format!("{name}-migrate.service")] {
+                let to = units.path().join(&unit);
+                fs::copy(host.join("systemd").join(&unit), &to).unwrap();
+                files.push(to);
+            }
             // The alert unit as OnFailure= starts it for the first instance.
             let alert = units.path().join(format!(
                 "{name}-alert@{}.service",
@@ -110,6 +113,16 @@ fn validate_tree(s: &Site, out: &Path) -> f64 {
             let level = exposure(&String::from_utf8_lossy(&security.stdout));
             assert!(level <= 2.0, "exposure {level} > 2.0 for {what}");
             worst = worst.max(level);
+            let migrate = run_ok(
+                Command::new(&analyze)
+                    .args(["security", "--offline=true", "--no-pager"])
+                    .arg(host.join(format!("systemd/{name}-migrate.service"))),
+            );
+            let level = exposure(&String::from_utf8_lossy(&migrate.stdout));
+            assert!(
+                level <= 2.0,
+                "exposure {level} > 2.0 for {name}-migrate.service on {what}"
+            );
         }
         run_ok(Command::new(tool("shellcheck", "shellcheck")).arg(host.join("install.sh")));
         let rules: Vec<PathBuf> = fs::read_dir(host.join("nftables"))
@@ -286,7 +299,9 @@ fn nginx_in_front_of_two_instances_on_loopback() {
         .iter()
         .map(|port| {
             let mut cmd = Command::new(&exe);
-            cmd.env("HOST", "127.0.0.1")
+            // Its SQLite file goes into the project, not manage's checkout.
+            cmd.current_dir(&s.project)
+                .env("HOST", "127.0.0.1")
                 .env("PORT", port.to_string())
                 .env_remove("LISTEN_FDS");
             let r = Running::start(cmd);
@@ -481,8 +496,85 @@ fn three_machines_in_network_namespaces() {
     );
     s.deploy(&out, &args);
 
-    let start_in = |ns: &str, host: &str, port: u16| {
-        let mut cmd = net.command(ns, &exe);
+    // PostgreSQL in the db namespace with the generated postgresql.conf and
+    // pg_hba.conf (hostssl only), TLS with a certificate of the test's own.
+    let certs = s.certs();
+    let pg = Postgres::start_in(
+        vec![
+            tool("ip", "iproute2").display().to_string(),
+            "netns".into(),
+            "exec".into(),
+            db.clone(),
+        ],
+        db_ip,
+        5432,
+        &fs::read_to_string(out.join("db-1/postgres/tri.conf")).unwrap(),
+        Some(&fs::read_to_string(out.join("db-1/postgres/pg_hba.conf")).unwrap()),
+        Some((&certs.chain, &certs.key)),
+    );
+    // The role and database install.sh creates, with its password.
+    let password = "a-password-only-in-a-credential";
+    pg.create_app_database("tri", password);
+    // What the units give the app: DATABASE_URL without a password, the
+    // password as the systemd credential `db-password`.
+    let unit = fs::read_to_string(out.join("app-1/systemd/tri@.service")).unwrap();
+    let url = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("Environment=DATABASE_URL="))
+        .expect("the unit sets DATABASE_URL")
+        .to_owned();
+    assert!(
+        !url.contains(password) && url.ends_with("?sslmode=require"),
+        "{url}"
+    );
+    let credentials = s.scratch.join("credentials");
+    fs::create_dir_all(&credentials).unwrap();
+    fs::write(credentials.join("db-password"), password).unwrap();
+    let app_cmd = |url: &str| {
+        let mut cmd = net.command(&app, &exe);
+        cmd.current_dir(&s.project)
+            .env("DATABASE_URL", url)
+            .env("CREDENTIALS_DIRECTORY", &credentials);
+        cmd
+    };
+    // Without TLS, pg_hba.conf has no line for the app.
+    let plain = run(app_cmd(&url.replace("sslmode=require", "sslmode=disable")).arg("migrate"));
+    assert!(
+        !plain.status.success() && String::from_utf8_lossy(&plain.stderr).contains("pg_hba.conf"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    // Two instances' migrations started together: exactly one applies.
+    let racing: Vec<_> = (0..2)
+        .map(|_| {
+            app_cmd(&url)
+                .arg("migrate")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let said: Vec<String> = racing
+        .into_iter()
+        .map(|child| {
+            let o = child.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert!(o.status.success(), "{text}");
+            text
+        })
+        .collect();
+    assert_eq!(
+        said.iter().filter(|t| t.contains("applied ")).count(),
+        1,
+        "{said:?}"
+    );
+    assert_eq!(
+        pg.psql("tri", "SELECT count(*) FROM _sqlx_migrations"),
+        "1\n"
+    );
+
+    let start_in = |host: &str, port: u16| {
+        let mut cmd = app_cmd(&url);
         cmd.env("HOST", host)
             .env("PORT", port.to_string())
             .env_remove("LISTEN_FDS");
@@ -490,11 +582,24 @@ fn three_machines_in_network_namespaces() {
         r.wait_for_line("listening on http://", Duration::from_secs(10));
         r
     };
-    let instances = [start_in(&app, app_ip, 8001), start_in(&app, app_ip, 8002)];
-    // A stand-in for PostgreSQL: anything listening on 5432.
-    let _db_listener = start_in(&db, db_ip, 5432);
-    // Stand-ins for sshd on web and app.
-    let _sshd = [start_in(&web, web_ip, 22), start_in(&app, app_ip, 22)];
+    let instances = [start_in(app_ip, 8001), start_in(app_ip, 8002)];
+    // Stand-ins for sshd on web and app: anything listening on port 22.
+    let sshd_in = |ns: &str| {
+        let mut cmd = net.command(ns, "python3");
+        cmd.args([
+            "-c",
+            "import socket, sys, time\n\
+             s = socket.socket(socket.AF_INET6)\n\
+             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
+             s.bind(('::', 22)); s.listen()\n\
+             print('listening on port 22', file=sys.stderr, flush=True)\n\
+             time.sleep(600)",
+        ]);
+        let r = Running::start(cmd);
+        r.wait_for_line("listening on port 22", Duration::from_secs(10));
+        r
+    };
+    let _sshd = [sshd_in(&web), sshd_in(&app)];
     let mut nginx_cmd = net.command(&web, tool("nginx", "nginx"));
     fs::copy("/etc/nginx/mime.types", out.join("web-1/nginx/mime.types")).unwrap();
     nginx_cmd
@@ -512,6 +617,34 @@ fn three_machines_in_network_namespaces() {
         })
     };
     through_web().expect("the app answers through web");
+    // A POST through nginx writes a row (in PostgreSQL) that a GET reads back.
+    let note_round_trip = |text: &str| {
+        let form = format!("body={text}");
+        let posted = request(
+            &web_addr,
+            &format!(
+                "POST /notes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+                form.len()
+            ),
+        )
+        .unwrap();
+        assert_eq!(posted.status, 303, "{}", posted.text());
+        let page = get(&web_addr, "/notes").unwrap();
+        assert!(
+            page.text().contains(&format!("<li>{text}</li>")),
+            "{}",
+            page.text()
+        );
+        assert_eq!(
+            pg.psql(
+                "tri",
+                &format!("SELECT count(*) FROM notes WHERE body = '{text}'")
+            ),
+            "1\n"
+        );
+    };
+    note_round_trip("before-the-firewall");
     // Without a firewall the app port is reachable from anywhere: the
     // refusal below is the ruleset's doing, not the network's.
     assert!(
@@ -554,6 +687,7 @@ fn three_machines_in_network_namespaces() {
             .then_some(())
     });
     assert!(from_web.is_some(), "{lines:?}");
+    note_round_trip("through-the-firewall");
     // root -> app directly: dropped.
     assert!(
         !connects(&format!("{app_ip}:8001")),

@@ -261,8 +261,8 @@ fn live_reload_events_follow_builds_and_static_changes() {
     // A broken build: the overlay, with the compiler's words, escaped.
     server.edit(
         "src/main.rs",
-        "fn run() -> std::io::Result<()> {",
-        "fn run() -> std::io::Result<()> {\n    let _x: Vec<u8> = \"<b>not bytes</b>\";",
+        "fn main() -> std::io::Result<()> {",
+        "fn main() -> std::io::Result<()> {\n    let _x: Vec<u8> = \"<b>not bytes</b>\";",
     );
     let overlay = events.expect("overlay", REBUILD);
     assert!(overlay.contains("mismatched types"), "{overlay}");
@@ -302,8 +302,8 @@ fn html_pages_get_the_script_and_a_banner_while_the_newest_build_is_broken() {
 
     server.edit(
         "src/main.rs",
-        "fn run() -> std::io::Result<()> {",
-        "fn run() -> std::io::Result<()> {\n    let _x: u8 = \"two\";",
+        "fn main() -> std::io::Result<()> {",
+        "fn main() -> std::io::Result<()> {\n    let _x: u8 = \"two\";",
     );
     server.proc.wait_for_line("Build failed", REBUILD);
     let page = html_get(&server.addr, "/");
@@ -351,8 +351,8 @@ fn without_an_app_browsers_get_the_error_page_and_other_clients_text() {
     fs::write(
         &main,
         good.replace(
-            "fn run() -> std::io::Result<()> {",
-            "fn run() -> std::io::Result<()> {\n    let _x: u8 = \"<first>\";",
+            "fn main() -> std::io::Result<()> {",
+            "fn main() -> std::io::Result<()> {\n    let _x: u8 = \"<first>\";",
         ),
     )
     .unwrap();

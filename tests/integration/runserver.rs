@@ -87,8 +87,8 @@ fn a_build_failure_prints_the_compiler_error() {
     let server = DevServer::start("rs-diag", &[]);
     server.edit(
         "src/main.rs",
-        "fn run() -> std::io::Result<()> {",
-        "fn run() -> std::io::Result<()> {\n    let _x: u32 = \"not a number\";",
+        "fn main() -> std::io::Result<()> {",
+        "fn main() -> std::io::Result<()> {\n    let _x: u32 = \"not a number\";",
     );
     let mut seen = Vec::new();
     let deadline = Instant::now() + REBUILD;
@@ -147,8 +147,8 @@ fn a_new_build_that_exits_at_start_leaves_the_old_one_serving() {
     let server = DevServer::start("rs-exit", &[]);
     server.edit(
         "src/main.rs",
-        "fn run() -> std::io::Result<()> {",
-        "fn run() -> std::io::Result<()> {\n    eprintln!(\"boom at start\");\n    std::process::exit(3);",
+        "fn main() -> std::io::Result<()> {",
+        "fn main() -> std::io::Result<()> {\n    eprintln!(\"boom at start\");\n    std::process::exit(3);",
     );
     let line = server.proc.wait_for_line("never became ready", REBUILD);
     assert!(line.contains("exit status 3"), "{line}");

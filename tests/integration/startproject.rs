@@ -396,7 +396,9 @@ fn generated_project_builds_serves_and_stops_gracefully() {
 
     let exe = build_project(&dir, "hello-site");
     let mut cmd = std::process::Command::new(&exe);
-    cmd.env("HOST", "127.0.0.1")
+    // Its SQLite file goes into the project, not into manage's checkout.
+    cmd.current_dir(&dir)
+        .env("HOST", "127.0.0.1")
         .env("PORT", "0")
         .env_remove("LISTEN_FDS");
     let mut server = Running::start(cmd);
@@ -460,8 +462,10 @@ fn generated_project_accepts_a_socket_from_systemd() {
     let fd = listener.as_raw_fd();
 
     let mut cmd = std::process::Command::new(&exe);
-    cmd.env("LISTEN_FDS", "1").env("PORT", "1"); // PORT is ignored under LISTEN_FDS
-                                                 // SAFETY: dup2 in the child between fork and exec, as systemd does.
+    cmd.current_dir(&dir)
+        .env("LISTEN_FDS", "1")
+        .env("PORT", "1"); // PORT is ignored under LISTEN_FDS
+                           // SAFETY: dup2 in the child between fork and exec, as systemd does.
     unsafe {
         cmd.pre_exec(move || {
             // dup2 clears close-on-exec on the copy; when the socket already
@@ -564,7 +568,8 @@ fn under_systemd_sigterm_still_answers_open_connections() {
     let addr = listener.local_addr().unwrap().to_string();
     let fd = listener.as_raw_fd();
     let mut cmd = std::process::Command::new(&exe);
-    cmd.env("LISTEN_FDS", "1")
+    cmd.current_dir(&dir)
+        .env("LISTEN_FDS", "1")
         .env("INVOCATION_ID", "0123456789abcdef");
     // SAFETY: dup2 in the child between fork and exec, as systemd does.
     unsafe {

@@ -98,6 +98,15 @@ pub struct Db {
     pub port: u16,
     pub name: String,
     pub user: String,
+    /// PostgreSQL (else SQLite in the service's state directory).
+    pub postgres: bool,
+    /// PostgreSQL on the app's own machine (the one-machine layout).
+    pub local: bool,
+    /// `DATABASE_URL` for the app, never with a password in it.
+    pub url: String,
+    /// The password, root-only on the app machines; the app gets it as the
+    /// systemd credential `db-password`.
+    pub password_file: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -128,6 +128,12 @@ pub fn plan(ctx: &Context) -> Vec<Planned> {
                 format!("systemd/{name}-alert@.service"),
                 None,
             );
+            add(
+                Systemd,
+                "systemd/migrate.service.jinja",
+                format!("systemd/{name}-migrate.service"),
+                None,
+            );
         }
         if host.db {
             use Component::Postgres;
@@ -141,6 +147,12 @@ pub fn plan(ctx: &Context) -> Vec<Planned> {
                 Postgres,
                 "postgres/pg_hba.conf.jinja",
                 "postgres/pg_hba.conf".into(),
+                None,
+            );
+            add(
+                Postgres,
+                "postgres/network.conf.jinja",
+                format!("postgres/{name}-network.conf"),
                 None,
             );
             add(

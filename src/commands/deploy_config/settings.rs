@@ -44,6 +44,9 @@ pub struct Settings {
     pub brotli: bool,
     pub ssh_port: u64,
     pub db_port: u64,
+    /// `sqlite` (the default on one machine) or `postgres` (PostgreSQL on
+    /// the db machine, or on the one machine).
+    pub database: Option<String>,
     pub db_name: Option<String>,
     pub db_user: Option<String>,
     /// Addresses or networks the app may connect to besides the web and db
@@ -130,6 +133,7 @@ impl Default for Settings {
             brotli: true,
             ssh_port: 22,
             db_port: 5432,
+            database: None,
             db_name: None,
             db_user: None,
             app_egress: Vec::new(),
@@ -224,6 +228,9 @@ pub struct Overrides {
     #[arg(long, value_name = "PORT")]
     pub db_port: Option<u64>,
     /// Database the app machines may use [default: the package name in lowercase, `-` as `_`]
+    /// `sqlite` or `postgres` (on one machine: a local PostgreSQL) [default: postgres with a topology, else sqlite]
+    #[arg(long, value_name = "ENGINE")]
+    pub database: Option<String>,
     #[arg(long, value_name = "NAME")]
     pub db_name: Option<String>,
     /// Database user of the app [default: as db-name]
@@ -336,6 +343,7 @@ impl Settings {
             binary,
             env_file,
             static_root,
+            database,
             db_name,
             db_user,
             listen_address,

@@ -6,12 +6,15 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 
 use super::build::BuildSpec;
+use super::migrations::MigrationCheck;
 use super::watch::WatchSet;
+use crate::database::Target;
 use crate::error::hinted;
 use crate::project::{Project, Selector};
 use crate::settings::{self, Settings};
@@ -101,6 +104,10 @@ pub struct Args {
     /// Where the app listens, when it reads neither PORT nor LISTEN_FDS and manage cannot find it [setting: `app-addr`]
     #[arg(long, value_name = "[ADDR:]PORT")]
     pub app_addr: Option<String>,
+
+    /// Apply pending migrations before each start of the app (else they are reported) [database: as `manage migrate`'s]
+    #[arg(long)]
+    pub migrate: bool,
 }
 
 /// What to build: the flags cargo gets.
@@ -134,6 +141,9 @@ pub struct Config {
     pub nostatic: bool,
     /// Where the app listens, when the user says so.
     pub app_addr: Option<SocketAddr>,
+    /// The database and migrations checked (with `--migrate`, applied)
+    /// before each start.
+    pub migrations: Option<Arc<MigrationCheck>>,
     pub plan: Plan,
 }
 
@@ -192,6 +202,10 @@ impl Config {
             no_default_features: args.no_default_features,
         };
         let plan = plan(project, &build, &settings)?;
+        // A URL manage cannot use (MySQL, say) only turns the check off.
+        let migrations = Target::resolve(None, None, &settings, project.package_dir())
+            .ok()
+            .map(|target| MigrationCheck::new(target, args.migrate));
         Ok(Config {
             selector: args.selector,
             build,
@@ -211,6 +225,7 @@ impl Config {
             noreload: args.noreload,
             nostatic: args.nostatic,
             app_addr,
+            migrations,
             plan,
         })
     }

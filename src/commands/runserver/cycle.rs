@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::build::{self, BuildSpec, Failure, Outcome};
 use super::child::Child;
+use super::migrations::MigrationCheck;
 use super::ready::{self, NotReady, Ready, Wait};
 use super::reaper::Reaper;
 use super::state::Backend;
@@ -116,6 +117,8 @@ pub struct Job {
     /// Stop this app before starting the new one (phase two).
     pub replace: Option<Retiree>,
     pub reaper: Reaper,
+    /// Checked (or applied, with `--migrate`) before the app starts.
+    pub migrations: Option<Arc<MigrationCheck>>,
 }
 
 impl Cycle {
@@ -156,6 +159,11 @@ async fn run(mut job: Job, mut cancel: oneshot::Receiver<()>) -> CycleEnd {
             (exe, elapsed)
         }
     };
+    if let Some(check) = &job.migrations {
+        // Not cancellable: a migration is not stopped half-way (each runs
+        // in a transaction anyway).
+        check.run(&job.ui).await;
+    }
     let started = Instant::now();
     let mut kept = None;
     if let Some(old) = job.replace.take() {

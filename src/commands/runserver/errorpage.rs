@@ -126,6 +126,11 @@ fn building(waited_secs: u64) -> String {
     fragment(context! { kind => "building", waited => waited_secs })
 }
 
+/// The HTML fragment listing unapplied migrations.
+pub fn migrations(pending: &[String]) -> String {
+    fragment(context! { kind => "migrations", pending })
+}
+
 pub fn not_running(why: &str) -> String {
     fragment(context! { kind => "other", summary => why })
 }

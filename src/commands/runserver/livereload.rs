@@ -150,40 +150,48 @@ fn encode(event: &Event) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
+/// Which banner a page carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Banner {
+    None,
+    /// The newest build is broken; the last good one serves.
+    LastGoodBuild,
+    /// The database has unapplied migrations.
+    Migrations,
+}
+
 /// What goes into HTML pages, rendered once at start-up: nothing or the
-/// live-reload script normally, the banner (and script) while the newest
-/// build is broken.
+/// live-reload script normally, a banner (and script) while the newest
+/// build is broken or migrations are unapplied.
 pub struct Snippets {
     normal: Option<String>,
     banner: String,
+    migrations: String,
 }
 
 impl Snippets {
     pub fn new(livereload: bool) -> anyhow::Result<Snippets> {
-        let render = |banner: bool| {
+        let render = |banner: &str| {
             crate::render::render_embedded(
                 "runserver/inject.html.jinja",
                 &minijinja::context! { livereload, banner, generation_mark => GENERATION_MARK },
             )
         };
         Ok(Snippets {
-            normal: if livereload {
-                Some(render(false)?)
-            } else {
-                None
-            },
-            banner: render(true)?,
+            normal: if livereload { Some(render("")?) } else { None },
+            banner: render("build")?,
+            migrations: render("migrations")?,
         })
     }
 
     /// The snippet for a page of build `generation`, if it gets one. The
     /// page tells its script which build it came from, so a swap before
     /// the script connects still reloads it.
-    pub fn for_page(&self, banner: bool, generation: u64) -> Option<String> {
-        let snippet = if banner {
-            Some(self.banner.as_str())
-        } else {
-            self.normal.as_deref()
+    pub fn for_page(&self, banner: Banner, generation: u64) -> Option<String> {
+        let snippet = match banner {
+            Banner::LastGoodBuild => Some(self.banner.as_str()),
+            Banner::Migrations => Some(self.migrations.as_str()),
+            Banner::None => self.normal.as_deref(),
         };
         snippet.map(|s| s.replace(GENERATION_MARK, &generation.to_string()))
     }

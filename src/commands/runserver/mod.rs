@@ -31,6 +31,7 @@ pub mod headers;
 pub mod hosts;
 pub mod inject;
 pub mod livereload;
+pub mod migrations;
 pub mod process;
 pub mod proxy;
 pub mod ready;
@@ -137,6 +138,7 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
                 bound: addr.ip(),
             },
             ui: ui.clone(),
+            migrations: config.migrations.as_ref().map(|check| check.subscribe()),
         }),
     ));
 

@@ -28,7 +28,8 @@ use super::errorpage;
 use super::headers::{self, MAX_HEAD};
 use super::hosts::{AllowedHosts, Verdict};
 use super::inject::{self, Injected};
-use super::livereload::{Hub, Snippets};
+use super::livereload::{Banner, Hub, Snippets};
+use super::migrations::Pending;
 use super::stall::{WriteTimeout, SEND_TIMEOUT};
 use super::state::{AppState, Backend, Problem, Tracked};
 use super::statics::Statics;
@@ -47,6 +48,17 @@ pub struct ProxyConfig {
     pub statics: Option<Statics>,
     pub hosts: AllowedHosts,
     pub ui: Ui,
+    /// Unapplied migrations, from the check before each start.
+    pub migrations: Option<watch::Receiver<Pending>>,
+}
+
+impl ProxyConfig {
+    fn pending_migrations(&self) -> Pending {
+        self.migrations
+            .as_ref()
+            .map(|rx| rx.borrow().clone())
+            .unwrap_or_default()
+    }
 }
 
 /// hyper's read buffer: room for a head a little over [`MAX_HEAD`], so
@@ -192,7 +204,14 @@ async fn route(
     // more than needed, never once less.
     let generation = config.hub.generation();
     match pick(&mut state, config.hold).await {
-        Ok((backend, banner)) => {
+        Ok((backend, last_good)) => {
+            let banner = if last_good {
+                Banner::LastGoodBuild
+            } else if !config.pending_migrations().is_empty() {
+                Banner::Migrations
+            } else {
+                Banner::None
+            };
             let page = Page {
                 banner,
                 generation,
@@ -231,8 +250,12 @@ fn reserved(
         },
         "errors" => {
             let state = state.borrow().clone();
+            let pending = config.pending_migrations();
             let (title, fragment) = match &state.problem {
                 Some(problem) => errorpage::describe(problem, config.hold),
+                None if !pending.is_empty() => {
+                    ("Unapplied migrations", errorpage::migrations(&pending))
+                }
                 None => (
                     "No errors",
                     errorpage::not_running(
@@ -285,8 +308,8 @@ async fn pick(
 
 /// What a forwarded page needs to know for injection and errors.
 struct Page {
-    /// Show the "last good build" banner.
-    banner: bool,
+    /// The banner the page carries, if any.
+    banner: Banner,
     /// The build generation the page will come from.
     generation: u64,
     wants_html: bool,

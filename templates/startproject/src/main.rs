@@ -6,66 +6,64 @@
 //!   fd 3 with `LISTEN_FDS`;
 //! - a container or `cargo run` uses `HOST`/`PORT` or 127.0.0.1:8000.
 //!
-//! SIGTERM or Ctrl-C stops the server without failing a request, and it
-//! exits 0. Under systemd, the socket outlives the process: a restart hands
-//! the same socket to the next process, and nginx keeps idle connections to
-//! this one that it may reuse at any moment. Closing one of those while
-//! nginx sends a request on it fails that request (a POST is not retried),
-//! so a socket-activated instance first goes *lame duck* for up to
-//! `LAME_DUCK`: it keeps accepting and answering, every response says
-//! `Connection: close`, and it waits until nginx has closed the idle
-//! connections itself (nginx's upstream `keepalive_timeout`, 2 s in the
-//! config `manage deploy-config` writes, is shorter than `LAME_DUCK`). Then
-//! it stops accepting (connections not yet accepted wait in the socket for
-//! the next process), finishes in-flight requests for at most
-//! `SHUTDOWN_GRACE`, and exits. Started any other way (HOST/PORT,
-//! `manage runserver`), nothing takes over the socket, so it skips the
-//! lame-duck period.
+//! `NAME migrate` applies the migrations built into the binary (from
+//! `migrations/`) and exits: deploy runs it once before the instances start.
+//!
+//! Modules: [`listen`] finds the socket, [`server`] accepts connections and
+//! shuts down without failing a request, [`routes`] answers them, [`db`]
+//! owns the database.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-
+mod db;
+mod listen;
+mod routes;
+mod server;
 mod static_files;
 
-const WELCOME: &str = include_str!("welcome.html");
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Longest lame-duck period of a socket-activated instance (see above).
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+/// Longest lame-duck period of a socket-activated instance (see [`server`]).
 const LAME_DUCK: Duration = Duration::from_secs(5);
 
-fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("{}: error: {err}", env!("CARGO_PKG_NAME"));
-            std::process::ExitCode::FAILURE
+fn main() -> std::io::Result<()> {
+    // `.env` holds development settings (DATABASE_URL, SECRET_KEY); the
+    // environment wins over it, and production has no `.env` at all.
+    let _ = dotenvy::dotenv();
+    match std::env::args().nth(1).as_deref() {
+        None => {
+            if let Err(err) = serve() {
+                eprintln!("{}: error: {err}", env!("CARGO_PKG_NAME"));
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Some("migrate") => {
+            if let Err(err) = migrate() {
+                eprintln!("error: {err}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Some(other) => {
+            eprintln!(
+                "error: unknown command `{other}`; run without arguments to serve, or `migrate`"
+            );
+            std::process::exit(2);
         }
     }
 }
 
-fn run() -> std::io::Result<()> {
+fn serve() -> std::io::Result<()> {
     // Claim an inherited socket (fd 3) before the runtime opens descriptors
     // of its own.
-    let (std_listener, inherited) = listener()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    let (std_listener, inherited) = listen::listener()?;
+    runtime()?.block_on(async {
         let listener = TcpListener::from_std(std_listener)?;
+        // Connects lazily: the server starts while the database is down, and
+        // /healthz says 503 until it is back.
+        let db = db::Db::from_env().map_err(std::io::Error::other)?;
+        eprintln!("{} database: {}", env!("CARGO_PKG_NAME"), db.kind());
         eprintln!(
             "{} listening on http://{}",
             env!("CARGO_PKG_NAME"),
@@ -75,273 +73,28 @@ fn run() -> std::io::Result<()> {
         // successor; `manage runserver` and systemfd pass one but switch
         // traffic themselves, so there is nobody to wait for.
         let successor = inherited && std::env::var_os("INVOCATION_ID").is_some();
-        serve(listener, if successor { LAME_DUCK } else { Duration::ZERO }).await;
+        let lame_duck = if successor { LAME_DUCK } else { Duration::ZERO };
+        server::serve(listener, db, lame_duck).await;
         Ok(())
     })
 }
 
-/// The socket to serve on: inherited from systemd (`true`), or bound from
-/// HOST/PORT.
-fn listener() -> std::io::Result<(std::net::TcpListener, bool)> {
-    let inherited = inherited_listener()?;
-    let was_inherited = inherited.is_some();
-    let listener = match inherited {
-        Some(listener) => listener,
-        // systemd started this process (it sets INVOCATION_ID) but passed
-        // no socket: the socket unit is not running, or was changed and not
-        // restarted. Falling back to 127.0.0.1:8000 would serve nobody, or
-        // fail on a port another instance holds.
-        None if std::env::var_os("INVOCATION_ID").is_some() && std::env::var_os("PORT").is_none() => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "started by systemd without a socket (no LISTEN_FDS) and without PORT: \
-                 start the instance through its socket unit (systemctl restart NAME@PORT.socket), \
-                 or set PORT in the unit",
-            ));
+fn migrate() -> Result<(), Box<dyn std::error::Error>> {
+    runtime()?.block_on(async {
+        let db = db::Db::from_env()?;
+        let applied = db.migrate().await?;
+        if applied.is_empty() {
+            eprintln!("no migrations to apply ({} database)", db.kind());
         }
-        None => {
-            let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
-            let port = match std::env::var("PORT") {
-                Ok(port) => port.parse::<u16>().map_err(|_| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        format!("PORT must be a number from 0 to 65535, not `{port}`"),
-                    )
-                })?,
-                Err(_) => 8000,
-            };
-            std::net::TcpListener::bind((host.as_str(), port))?
+        for name in applied {
+            eprintln!("applied {name}");
         }
-    };
-    listener.set_nonblocking(true)?;
-    Ok((listener, was_inherited))
+        Ok(())
+    })
 }
 
-/// systemd socket activation: `LISTEN_FDS` sockets start at fd 3.
-/// `LISTEN_PID`, when set, must be this process (systemd sets it; `systemfd
-/// --no-pid` does not).
-#[cfg(unix)]
-fn inherited_listener() -> std::io::Result<Option<std::net::TcpListener>> {
-    use std::os::fd::FromRawFd;
-
-    let Ok(count) = std::env::var("LISTEN_FDS") else {
-        return Ok(None);
-    };
-    if let Ok(pid) = std::env::var("LISTEN_PID") {
-        if pid.parse::<u32>().ok() != Some(std::process::id()) {
-            return Ok(None);
-        }
-    }
-    if count.parse::<u32>().unwrap_or(0) < 1 {
-        return Ok(None);
-    }
-    // SAFETY: under socket activation fd 3 is the first passed socket, and
-    // nothing else in this process has opened or claimed it yet.
-    let listener = unsafe { std::net::TcpListener::from_raw_fd(3) };
-    if let Err(err) = listener.local_addr() {
-        // Not a socket: don't take ownership of whatever fd 3 is.
-        std::mem::forget(listener);
-        return Err(std::io::Error::new(
-            err.kind(),
-            format!("LISTEN_FDS is set but fd 3 is not a listening socket: {err}"),
-        ));
-    }
-    Ok(Some(listener))
-}
-
-#[cfg(not(unix))]
-fn inherited_listener() -> std::io::Result<Option<std::net::TcpListener>> {
-    Ok(None)
-}
-
-/// Accepts connections until SIGTERM/SIGINT, then stops without failing a
-/// request: lame duck for at most `lame_duck`, then in-flight requests.
-async fn serve(listener: TcpListener, lame_duck: Duration) {
-    let draining = Arc::new(AtomicBool::new(false));
-    // Connections from before the signal: hyper may close them once idle
-    // (at the end only). Each task holds a sender; `recv` returns `None`
-    // when every one of them has closed.
-    let before = GracefulShutdown::new();
-    let (before_tx, mut before_rx) = mpsc::channel::<()>(1);
-    // Connections accepted while lame duck: never closed by us before their
-    // one response, since their request may still be on its way.
-    let (after_tx, mut after_rx) = mpsc::channel::<()>(1);
-
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                if let Some((stream, peer)) = accepted_or_wait(accepted).await {
-                    let conn = before.watch(connection(stream, peer, &draining));
-                    spawn_connection(conn, peer, before_tx.clone());
-                }
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    draining.store(true, Ordering::SeqCst);
-    drop(before_tx);
-
-    if !lame_duck.is_zero() {
-        eprintln!("shutting down: answering with `Connection: close` until idle connections are gone");
-        let deadline = tokio::time::sleep(lame_duck);
-        let mut deadline = std::pin::pin!(deadline);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    if let Some((stream, peer)) = accepted_or_wait(accepted).await {
-                        spawn_connection(connection(stream, peer, &draining), peer, after_tx.clone());
-                    }
-                }
-                None = before_rx.recv() => break,
-                () = &mut deadline => break,
-            }
-        }
-    }
-    // Connections that are not accepted yet stay in the socket: systemd
-    // hands it to the next process.
-    drop(listener);
-    drop(after_tx);
-    eprintln!("shutting down: finishing in-flight requests");
-    let finished = async {
-        tokio::join!(before.shutdown(), async {
-            while after_rx.recv().await.is_some() {}
-        });
-    };
-    tokio::select! {
-        () = finished => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            eprintln!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
-        }
-    }
-}
-
-/// An accepted connection, or `None` after a pause when accept failed (out
-/// of file descriptors and the like: wait, don't spin).
-async fn accepted_or_wait(
-    accepted: std::io::Result<(TcpStream, SocketAddr)>,
-) -> Option<(TcpStream, SocketAddr)> {
-    match accepted {
-        Ok(accepted) => Some(accepted),
-        Err(err) => {
-            eprintln!("accept failed: {err}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            None
-        }
-    }
-}
-
-/// HTTP/1 on one connection; responses say `Connection: close` once
-/// `draining` is set.
-fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    draining: &Arc<AtomicBool>,
-) -> impl GracefulConnection<Error = hyper::Error> + Send + 'static {
-    let draining = draining.clone();
-    let service = service_fn(move |req| handle(req, peer, draining.clone()));
-    http1::Builder::new().serve_connection(TokioIo::new(stream), service)
-}
-
-fn spawn_connection(
-    conn: impl Future<Output = hyper::Result<()>> + Send + 'static,
-    peer: SocketAddr,
-    guard: mpsc::Sender<()>,
-) {
-    tokio::spawn(async move {
-        let _guard = guard;
-        if let Err(err) = conn.await {
-            eprintln!("connection from {peer}: {err}");
-        }
-    });
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Routes a request and logs one line for it to stderr.
-async fn handle(
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    draining: Arc<AtomicBool>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let start = Instant::now();
-    let mut response = route(&req);
-    if draining.load(Ordering::SeqCst) {
-        // hyper closes the connection after this response, so the peer
-        // never sends another request on a connection about to go away.
-        response
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    eprintln!(
-        "{peer} \"{} {} {:?}\" {} {:.1}ms",
-        req.method(),
-        req.uri(),
-        req.version(),
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64() * 1000.0
-    );
-    Ok(response)
-}
-
-fn route(req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let readable = matches!(*req.method(), Method::GET | Method::HEAD);
-    match req.uri().path() {
-        "/" if readable => {
-            // Static links resolved once (hashed names in production).
-            static PAGE: OnceLock<String> = OnceLock::new();
-            let page = PAGE.get_or_init(|| static_files::resolve(WELCOME));
-            respond(StatusCode::OK, "text/html; charset=utf-8", page)
-        }
-        "/healthz" if readable => {
-            let mut response = respond(StatusCode::OK, "text/plain; charset=utf-8", "ok\n");
-            response
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        "/" | "/healthz" => {
-            let mut response = respond(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain; charset=utf-8",
-                "method not allowed\n",
-            );
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            response
-        }
-        _ => respond(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found\n",
-        ),
-    }
-}
-
-fn respond(
-    status: StatusCode,
-    content_type: &'static str,
-    body: &'static str,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }

@@ -396,11 +396,48 @@ fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_
 
     // db first, then the apps, then web: each by its own install.sh, twice.
     for c in [db, app1, app2, web] {
+        if c.name == app1.name || c.name == app2.name {
+            // As the README says: db's install.sh made the password; the
+            // operator copies it to the app machines (root, 0600).
+            let rel = format!("etc/{NAME}/db-password");
+            let to = c.rootfs().join(&rel);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(db.rootfs().join(&rel), &to).unwrap();
+            fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        }
         let first = c.sh_ok("cd /root/deploy && ./install.sh");
         assert!(first.contains("is set up;"), "{first}");
         let second = c.sh_ok("cd /root/deploy && ./install.sh");
         assert!(second.contains("nothing changed"), "{}: {second}", c.name);
     }
+    // The migrations ran once: on app-1 (its two instances shared the one
+    // run of the oneshot), found nothing to do on app-2.
+    let migrate_log = |c: &Container| {
+        String::from_utf8_lossy(
+            &c.sh(&format!(
+                "journalctl -u {NAME}-migrate.service -o cat --no-pager"
+            ))
+            .stdout,
+        )
+        .into_owned()
+    };
+    let (log1, log2) = (migrate_log(app1), migrate_log(app2));
+    assert_eq!(
+        log1.matches("applied 20260101000000_create_notes").count(),
+        1,
+        "{log1}"
+    );
+    assert!(
+        !log2.contains("applied 2026") && log2.contains("no migrations to apply"),
+        "{log2}"
+    );
+    assert_eq!(
+        db.sh_ok(&format!(
+            "runuser -u postgres -- psql -tAc 'SELECT count(*) FROM _sqlx_migrations' {NAME}"
+        ))
+        .trim(),
+        "1"
+    );
     assert_eq!(through_nginx(web, PLAIN, "/healthz"), "200");
     for app in [app1, app2] {
         let level = exposure(app, &format!("{NAME}@{}.service", PORTS[0]));
@@ -417,8 +454,9 @@ fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_
     assert!(pg(app1), "app-1 cannot reach PostgreSQL");
     assert!(!pg(web), "web reached PostgreSQL");
     // The daily pg_dump: once the database exists, a run leaves a dump.
+    // (install.sh created the database.)
     db.sh_ok(&format!(
-        "runuser -u postgres -- createdb {NAME} && systemctl start {NAME}-pg-dump.service && \
+        "systemctl start {NAME}-pg-dump.service && \
          systemctl is-enabled {NAME}-pg-dump.timer && ls /var/backups/{NAME}/{NAME}-*.dump"
     ));
     nginx_errors(web);

@@ -209,7 +209,8 @@ fn releases_are_health_gated_rolled_back_and_moved_without_losing_a_request() {
     // release before it serves throughout.
     fs::write(
         deploy.join(NAME),
-        "#!/bin/sh\necho 'cannot start: no such table' >&2\nexit 1\n",
+        // Its migrations run (there are none new); it fails only to serve.
+        "#!/bin/sh\n[ \"$1\" = migrate ] && exit 0\necho 'cannot start: no such table' >&2\nexit 1\n",
     )
     .unwrap();
     let get = start_gets(&c, 6, &[]);
@@ -328,7 +329,7 @@ fn releases_are_health_gated_rolled_back_and_moved_without_losing_a_request() {
     fs::write(
         c.rootfs()
             .join(format!("opt/{NAME}/releases/broken/{NAME}")),
-        "#!/bin/sh\nexit 3\n",
+        "#!/bin/sh\n[ \"$1\" = migrate ] && exit 0\nexit 3\n",
     )
     .unwrap();
     c.sh_ok(&format!(

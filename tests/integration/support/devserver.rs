@@ -50,6 +50,21 @@ impl DevServer {
         }
     }
 
+    /// Stops runserver as Ctrl-C does and hands the project back, for
+    /// another start in the same directory.
+    pub fn stop(self) -> (tempfile::TempDir, PathBuf) {
+        let DevServer {
+            _tmp,
+            dir,
+            mut proc,
+            ..
+        } = self;
+        proc.signal(libc::SIGTERM);
+        proc.wait_exit(Duration::from_secs(30))
+            .expect("runserver exits on SIGTERM");
+        (_tmp, dir)
+    }
+
     pub fn edit(&self, rel: &str, from: &str, to: &str) {
         let path = self.dir.join(rel);
         let text = fs::read_to_string(&path).unwrap();

@@ -4,6 +4,7 @@
 
 pub mod deploy;
 pub mod devserver;
+pub mod postgres;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -6,6 +6,7 @@
 //! (`checks`); all problems are collected and reported together, and the
 //! context is built only when there are none.
 
+mod database;
 mod layout;
 mod paths;
 mod ports;
@@ -47,11 +48,19 @@ pub fn validate(
     let paths = service::paths(&mut p, s, name, &crate_name, shared);
     let limits = web::limits(&mut p, &mut warnings, s);
     let nginx = web::nginx(&mut p, s, &ports, &domains);
-    let db = service::database(&mut p, s, &crate_name, ports.db);
     let egress = layout::egress(&mut p, &mut warnings, s);
     let machines = layout::topology(&mut p, &mut warnings, s);
     let (admin, real_ip_from) = layout::admin(&mut p, &mut warnings, s);
     let path_limits = rates::path_limits(&mut p, s, &crate_name, &paths.static_url);
+    let db = database::database(
+        &mut p,
+        s,
+        name,
+        &crate_name,
+        ports.db,
+        machines.as_ref().map(|m| m.2),
+        &paths.env_dir,
+    );
     accounts(&mut warnings, &paths.user, &nginx.user, &db.user);
 
     let custom = tls.mode == "custom";

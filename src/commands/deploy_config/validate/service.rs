@@ -1,8 +1,7 @@
-//! The app as a service: the user it runs as, where its files live, and
-//! the database it owns. Defaults derive from the package name.
+//! The app as a service: the user it runs as and where its files live.
+//! Defaults derive from the package name.
 
 use super::super::checks::*;
-use super::super::context::Db;
 use super::super::settings::Settings;
 use super::paths::{app_path, is_system_dir, not_packaged_binary};
 
@@ -110,17 +109,5 @@ pub fn paths(
         static_root,
         static_url,
         health_path,
-    }
-}
-
-/// The PostgreSQL database and role; `port` was checked with the others.
-pub fn database(p: &mut Problems, s: &Settings, crate_name: &str, port: u16) -> Db {
-    let default = crate::names::database(crate_name);
-    let name = sql_ident(p, "db-name", s.db_name.as_deref().unwrap_or(&default));
-    let user = sql_ident(p, "db-user", s.db_user.as_deref().unwrap_or(&default));
-    Db {
-        port,
-        name: name.unwrap_or_default(),
-        user: user.unwrap_or_default(),
     }
 }

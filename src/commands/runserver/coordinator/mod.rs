@@ -215,6 +215,7 @@ impl Coordinator {
             prebuilt: None,
             replace: None,
             reaper: self.reaper.clone(),
+            migrations: self.config.migrations.clone(),
         }
     }
 
