@@ -379,7 +379,7 @@ fn the_open_page_follows_edits_errors_and_fixes() {
     // 2. A type error: the open page shows the compiler's message over the
     // last good build, which keeps serving.
     server.edit(
-        "src/main.rs",
+        "src/server.rs",
         "const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);",
         "const SHUTDOWN_GRACE: Duration = 10;",
     );
@@ -397,7 +397,7 @@ fn the_open_page_follows_edits_errors_and_fixes() {
     );
     let overlay = state["overlay"].as_str().unwrap();
     assert!(overlay.contains("The build failed"), "{overlay}");
-    assert!(overlay.contains("src/main.rs"), "{overlay}");
+    assert!(overlay.contains("src/server.rs"), "{overlay}");
     assert!(overlay.contains("SHUTDOWN_GRACE"), "{overlay}");
     // Shown over the page that was open, which was not replaced.
     assert_eq!(state["title"], "First edit, live", "{state}");
@@ -422,7 +422,7 @@ fn the_open_page_follows_edits_errors_and_fixes() {
         "<title>Fixed and newest</title>",
     );
     server.edit(
-        "src/main.rs",
+        "src/server.rs",
         "const SHUTDOWN_GRACE: Duration = 10;",
         "const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);",
     );

@@ -21,9 +21,16 @@ pub struct DevServer {
 }
 
 impl DevServer {
+    /// runserver in a fresh scaffold. Its migrations are applied first
+    /// (`--migrate`): pages of a project with unapplied migrations carry
+    /// runserver's banner about them, which only the database tests are
+    /// about (they use [`DevServer::start_in`]).
     pub fn start(name: &str, extra: &[&str]) -> DevServer {
         let (tmp, dir) = generate(name);
-        Self::start_in(tmp, dir, extra, "Built in")
+        let args: Vec<&str> = std::iter::once("--migrate")
+            .chain(extra.iter().copied())
+            .collect();
+        Self::start_in(tmp, dir, &args, "Built in")
     }
 
     /// Starts runserver in an existing project and waits for `ready_line`.
