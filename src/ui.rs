@@ -236,7 +236,12 @@ impl Ui {
         } else {
             ProgressBar::hidden()
         };
-        pb.set_message(message.into());
+        self.attach(pb, message.into())
+    }
+
+    /// Makes `pb` the live indicator, so that printed lines appear above it.
+    fn attach(&self, pb: ProgressBar, message: String) -> Spinner {
+        pb.set_message(message);
         *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(pb.clone());
         Spinner {
             pb,
@@ -258,12 +263,7 @@ impl Ui {
         } else {
             ProgressBar::hidden()
         };
-        pb.set_message(message.into());
-        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(pb.clone());
-        Spinner {
-            pb,
-            active: self.active.clone(),
-        }
+        self.attach(pb, message.into())
     }
 }
 
@@ -276,24 +276,49 @@ pub fn log_time(at: std::time::SystemTime) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = Utc::from_unix(secs);
     format!(
-        "{day:02}/{}/{year} {:02}:{:02}:{:02}",
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:02}/{}/{} {:02}:{:02}:{:02}",
+        t.day,
+        MONTHS[(t.month - 1) as usize],
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
     )
+}
+
+/// A Unix time as a UTC calendar date and time (no time-zone database).
+pub struct Utc {
+    pub year: i64,
+    pub month: i64,
+    pub day: i64,
+    pub hour: u64,
+    pub minute: u64,
+    pub second: u64,
+}
+
+impl Utc {
+    pub fn from_unix(secs: u64) -> Utc {
+        let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        Utc {
+            year: yoe + era * 400 + i64::from(month <= 2),
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

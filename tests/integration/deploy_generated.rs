@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::deploy::{run, site, tool, Certs, Site};
+use crate::support::deploy::{instance_units, run, site, tool, Certs, Site};
 use crate::support::manage;
 
 /// SplitMix64: small, seeded, the same sequence on every machine.
@@ -325,27 +325,7 @@ fn validate(s: &Site, out: &Path, ports: (u16, u16), what: &str) {
         }
         if host.join("systemd").is_dir() {
             let units = tempfile::tempdir_in(&s.scratch).unwrap();
-            let name = &s.name;
-            let mut files = Vec::new();
-            for port in [ports.0, ports.1] {
-                for kind in ["socket", "service"] {
-                    let to = units.path().join(format!("{name}@{port}.{kind}"));
-                    fs::copy(host.join(format!("systemd/{name}@.{kind}")), &to).unwrap();
-                    files.push(to);
-                }
-            }
-            for unit in [format!("{name}.target"), format!("{name}-migrate.service")] {
-                let to = units.path().join(&unit);
-                fs::copy(host.join("systemd").join(&unit), &to).unwrap();
-                files.push(to);
-            }
-            // The alert unit as OnFailure= starts it for the first instance.
-            let alert = units.path().join(format!(
-                "{name}-alert@{}.service",
-                files[1].file_name().unwrap().to_str().unwrap()
-            ));
-            fs::copy(host.join(format!("systemd/{name}-alert@.service")), &alert).unwrap();
-            files.push(alert);
+            let files = instance_units(&host, units.path(), &s.name, &[ports.0, ports.1]);
             let o = check(
                 Command::new(tool("systemd-analyze", "systemd"))
                     .arg("verify")

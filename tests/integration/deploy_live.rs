@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::deploy::{run, run_ok, site, tool, venv_tool, Certs, Netns, Site};
+use crate::support::deploy::{
+    instance_units, run, run_ok, site, tool, venv_tool, Certs, Netns, Site,
+};
 use crate::support::postgres::Postgres;
 use crate::support::{build_project, eventually, free_port, get, request, tree, Running};
 
@@ -75,29 +77,9 @@ fn validate_tree(s: &Site, out: &Path) -> f64 {
         }
         if host.join("systemd").is_dir() {
             seen.1 = true;
-            // Instances as systemd would load them: NAME@PORT.{socket,service}.
             let units = tempfile::tempdir_in(&s.scratch).unwrap();
             let name = &s.name;
-            let mut files = Vec::new();
-            for port in ["8001", "8002"] {
-                for kind in ["socket", "service"] {
-                    let to = units.path().join(format!("{name}@{port}.{kind}"));
-                    fs::copy(host.join(format!("systemd/{name}@.{kind}")), &to).unwrap();
-                    files.push(to);
-                }
-            }
-            for unit in [format!("{name}.target"), format!("{name}-migrate.service")] {
-                let to = units.path().join(&unit);
-                fs::copy(host.join("systemd").join(&unit), &to).unwrap();
-                files.push(to);
-            }
-            // The alert unit as OnFailure= starts it for the first instance.
-            let alert = units.path().join(format!(
-                "{name}-alert@{}.service",
-                files[1].file_name().unwrap().to_str().unwrap()
-            ));
-            fs::copy(host.join(format!("systemd/{name}-alert@.service")), &alert).unwrap();
-            files.push(alert);
+            let files = instance_units(&host, units.path(), name, &[8001, 8002]);
             let analyze = tool("systemd-analyze", "systemd");
             let verify = run(Command::new(&analyze).arg("verify").args(&files));
             assert!(
@@ -718,8 +700,8 @@ fn three_machines_in_network_namespaces() {
 
     // SSH (#15): with no admin-networks set, the app machine takes it only
     // from web, its jump host; web takes it from anywhere (warned).
-    let ssh_from_web = net
-        .exec(
+    let ssh_from_web = || {
+        net.exec(
             &web,
             &[
                 "timeout",
@@ -730,9 +712,32 @@ fn three_machines_in_network_namespaces() {
             ],
         )
         .status
-        .success();
-    assert!(ssh_from_web, "web cannot reach app's ssh");
+        .success()
+    };
+    assert!(ssh_from_web(), "web cannot reach app's ssh");
     assert!(!connects(&format!("{app_ip}:22")), "root reached app's ssh");
+    assert!(
+        connects(&format!("{web_ip}:22")),
+        "root cannot reach web's ssh"
+    );
+    // With admin-networks (here: the root namespace's address), every
+    // machine takes SSH from there and from nowhere else, web included.
+    let admin_out = s.scratch.join("out-admin");
+    let mut admin_args = args.clone();
+    admin_args.extend(["--admin-network".to_owned(), "10.231.77.1/32".to_owned()]);
+    s.deploy(&admin_out, &admin_args);
+    for (ns, host) in [(&web, "web-1"), (&app, "app-1")] {
+        let rules = admin_out.join(format!("{host}/nftables/tri.nft"));
+        net.exec_ok(ns, &["nft", "-f", rules.to_str().unwrap()]);
+    }
+    assert!(
+        connects(&format!("{app_ip}:22")),
+        "root, the admin network, cannot reach app's ssh"
+    );
+    assert!(
+        !ssh_from_web(),
+        "web reached app's ssh outside the admin networks"
+    );
     assert!(
         connects(&format!("{web_ip}:22")),
         "root cannot reach web's ssh"

@@ -453,7 +453,6 @@ fn generated_project_builds_serves_and_stops_gracefully() {
 #[test]
 fn generated_project_accepts_a_socket_from_systemd() {
     use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
 
     let (_tmp, dir) = support::generate("socket-site");
     let exe = build_project(&dir, "socket-site");
@@ -464,24 +463,9 @@ fn generated_project_accepts_a_socket_from_systemd() {
     let mut cmd = std::process::Command::new(&exe);
     cmd.current_dir(&dir)
         .env("LISTEN_FDS", "1")
-        .env("PORT", "1"); // PORT is ignored under LISTEN_FDS
-                           // SAFETY: dup2 in the child between fork and exec, as systemd does.
-    unsafe {
-        cmd.pre_exec(move || {
-            // dup2 clears close-on-exec on the copy; when the socket already
-            // is fd 3, clear it by hand.
-            let ok = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0) >= 0
-            } else {
-                libc::dup2(fd, 3) >= 0
-            };
-            if ok {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+        // PORT is ignored under LISTEN_FDS.
+        .env("PORT", "1");
+    socket_as_fd3(&mut cmd, fd);
     let server = Running::start(cmd);
     server.wait_for_line(
         &format!("listening on http://{addr}"),
@@ -527,6 +511,28 @@ fn under_systemd_without_a_socket_the_generated_app_refuses_to_start() {
     );
 }
 
+/// Hands the listening socket `fd` to the child as fd 3, as systemd does.
+fn socket_as_fd3(cmd: &mut std::process::Command, fd: std::os::fd::RawFd) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: only dup2/fcntl run in the child, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 clears close-on-exec on the copy; when the socket already
+            // is fd 3, clear it by hand.
+            let ok = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) >= 0
+            } else {
+                libc::dup2(fd, 3) >= 0
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
 /// Reads one response of a kept-alive connection: its head, and the body
 /// by Content-Length.
 fn read_response(stream: &mut std::net::TcpStream) -> String {
@@ -559,7 +565,6 @@ fn read_response(stream: &mut std::net::TcpStream) -> String {
 fn under_systemd_sigterm_still_answers_open_connections() {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
 
     let (_tmp, dir) = support::generate("lame-duck");
     let exe = build_project(&dir, "lame-duck");
@@ -571,21 +576,7 @@ fn under_systemd_sigterm_still_answers_open_connections() {
     cmd.current_dir(&dir)
         .env("LISTEN_FDS", "1")
         .env("INVOCATION_ID", "0123456789abcdef");
-    // SAFETY: dup2 in the child between fork and exec, as systemd does.
-    unsafe {
-        cmd.pre_exec(move || {
-            let ok = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0) >= 0
-            } else {
-                libc::dup2(fd, 3) >= 0
-            };
-            if ok {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+    socket_as_fd3(&mut cmd, fd);
     let mut server = Running::start(cmd);
     server.wait_for_line("listening on http://", Duration::from_secs(10));
 

@@ -124,20 +124,9 @@ fn existing(dir: &Path) -> Result<Existing> {
 
 /// `YYYYMMDDhhmmss` in UTC for a Unix time, as sqlx-cli names migrations.
 fn timestamp(secs: u64) -> u64 {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let date = (year * 10_000 + month * 100 + day) as u64;
-    date * 1_000_000 + (rem / 3600) * 10_000 + (rem % 3600 / 60) * 100 + rem % 60
+    let t = crate::ui::Utc::from_unix(secs);
+    let date = (t.year * 10_000 + t.month * 100 + t.day) as u64;
+    date * 1_000_000 + t.hour * 10_000 + t.minute * 100 + t.second
 }
 
 #[cfg(test)]

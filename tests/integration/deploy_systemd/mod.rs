@@ -7,12 +7,13 @@ mod container;
 mod releases;
 
 use std::fs;
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use container::{debian_tree, Container};
 
-use crate::support::deploy::{site, Certs, Netns};
+use crate::support::deploy::{site, Certs, Netns, Site};
 use crate::support::{cargo, eventually, shared_target_dir};
 
 const NAME: &str = "shop";
@@ -103,10 +104,8 @@ fn nginx_errors(c: &Container) -> String {
     )
 }
 
-#[test]
-fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_request() {
-    let tree = debian_tree();
-    let s = site(NAME);
+/// The site's app built `--release` into the shared target directory.
+fn release_build(s: &Site) -> PathBuf {
     let build = cargo(&s.project)
         .args(["build", "--release", "--quiet"])
         .output()
@@ -116,7 +115,14 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
         "cargo build --release:\n{}",
         String::from_utf8_lossy(&build.stderr)
     );
-    let exe = shared_target_dir().join("release").join(NAME);
+    shared_target_dir().join("release").join(NAME)
+}
+
+#[test]
+fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_request() {
+    let tree = debian_tree();
+    let s = site(NAME);
+    let exe = release_build(&s);
 
     let c = Container::boot(&tree, "one");
     let deploy = c.rootfs().join("root/deploy");
@@ -306,16 +312,7 @@ fn exposure(c: &Container, unit: &str) -> f64 {
 fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_request() {
     let tree = debian_tree();
     let s = site(NAME);
-    let build = cargo(&s.project)
-        .args(["build", "--release", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "cargo build --release:\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let exe = shared_target_dir().join("release").join(NAME);
+    let exe = release_build(&s);
 
     // One private subnet between the four machines, on a bridge in a
     // namespace of its own; nothing reaches this machine's network.

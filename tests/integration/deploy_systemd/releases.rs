@@ -9,9 +9,11 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use super::container::{debian_tree, Container};
-use super::{finish_load, instance_health, nginx_errors, start_wrk, through_nginx, Load, NAME};
+use super::{
+    finish_load, instance_health, nginx_errors, release_build, start_wrk, through_nginx, Load, NAME,
+};
 use crate::support::deploy::site;
-use crate::support::{cargo, eventually, shared_target_dir};
+use crate::support::eventually;
 
 const SITE: &str = "http://localhost:80";
 
@@ -155,16 +157,7 @@ fn with_marker(exe: &Path, marker: &str, to: &Path) {
 fn releases_are_health_gated_rolled_back_and_moved_without_losing_a_request() {
     let tree = debian_tree();
     let s = site(NAME);
-    let build = cargo(&s.project)
-        .args(["build", "--release", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "cargo build --release:\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let exe = shared_target_dir().join("release").join(NAME);
+    let exe = release_build(&s);
 
     let c = Container::boot(&tree, "rel");
     let deploy = c.rootfs().join("root/deploy");

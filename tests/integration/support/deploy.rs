@@ -350,3 +350,30 @@ impl Site {
         cmd
     }
 }
+
+/// A host's systemd units as systemd would load them, copied into `dir`:
+/// NAME@PORT.{socket,service} for each port, the target, the migrate unit,
+/// and the alert unit as OnFailure= starts it for the first instance.
+/// Their paths, for `systemd-analyze verify`.
+pub fn instance_units(host: &Path, dir: &Path, name: &str, ports: &[u16]) -> Vec<PathBuf> {
+    let systemd = host.join("systemd");
+    let mut files = Vec::new();
+    let mut copy = |from: String, to: String| {
+        let to = dir.join(to);
+        fs::copy(systemd.join(from), &to).unwrap();
+        files.push(to);
+    };
+    for port in ports {
+        for kind in ["socket", "service"] {
+            copy(format!("{name}@.{kind}"), format!("{name}@{port}.{kind}"));
+        }
+    }
+    for unit in [format!("{name}.target"), format!("{name}-migrate.service")] {
+        copy(unit.clone(), unit);
+    }
+    copy(
+        format!("{name}-alert@.service"),
+        format!("{name}-alert@{name}@{}.service.service", ports[0]),
+    );
+    files
+}

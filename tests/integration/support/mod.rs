@@ -166,6 +166,38 @@ impl Response {
     }
 }
 
+/// Reads `stream` until the peer closes it (its end, or a reset) and
+/// returns how many bytes came. Fails, naming what was read, when more than
+/// `limit` bytes arrive, when the whole takes longer than `within`, or when
+/// one read waits 10 s for data: the connection was left open.
+pub fn read_until_closed(
+    stream: &mut TcpStream,
+    limit: u64,
+    within: Duration,
+) -> Result<u64, String> {
+    let deadline = Instant::now() + within;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut read = 0u64;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("still sending after {within:?} ({read} bytes)"));
+        }
+        stream
+            .set_read_timeout(Some(left.min(Duration::from_secs(10))))
+            .unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(read),
+            Ok(n) => read += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(read),
+            Err(e) => return Err(format!("still open after {read} bytes: {e}")),
+        }
+        if read > limit {
+            return Err(format!("{read} bytes and still sending"));
+        }
+    }
+}
+
 /// Sends a raw request (`Connection: close` is added) and reads the whole
 /// response. Errors are returned, not panicked, so pollers can count them.
 pub fn request(addr: &str, raw_head: &str) -> std::io::Result<Response> {
