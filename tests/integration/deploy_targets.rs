@@ -25,6 +25,8 @@ fn set_deploy_settings(project: &Path, keys: &str, tables: &str) {
         "no deploy table in {}",
         manifest.display()
     );
+    // The scaffold's own `targets = ["vm"]` gives way.
+    let text = text.replace("targets = [\"vm\"]\n", "");
     let text = text.replace(header, &format!("{header}{keys}\n")) + "\n" + tables + "\n";
     fs::write(manifest, text).unwrap();
 }
