@@ -242,3 +242,50 @@ fn compose_files_are_valid_for_docker_compose() {
         );
     }
 }
+
+/// Every file of the container target's deploy/ part, for both databases
+/// (the Dockerfile's snapshots are in `deploy_container`).
+#[test]
+fn container_files_snapshots() {
+    for database in ["sqlite", "postgres"] {
+        let s = site("shop");
+        manage()
+            .current_dir(&s.project)
+            .args([
+                "deploy-config",
+                "--domain",
+                "example.com",
+                "--target",
+                "container",
+            ])
+            .args(["--database", database])
+            .assert()
+            .success();
+        let out = s.project.join("deploy/container");
+        let read = |p: &str| {
+            fs::read_to_string(out.join(p))
+                .unwrap()
+                .replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
+        };
+        insta::assert_snapshot!(
+            format!("container_compose_{database}"),
+            read("compose.yaml")
+        );
+        insta::assert_snapshot!(
+            format!("container_app_env_{database}"),
+            read("app.env.example")
+        );
+        if database == "sqlite" {
+            for file in [
+                "nginx/nginx.conf",
+                "nginx/shop/sites/http.conf",
+                "nginx/shop/sites/https.conf",
+                "nginx/shop/snippets/proxy.conf",
+                "nginx/shop/snippets/security-headers.conf",
+            ] {
+                let name = file.replace(['/', '.'], "_");
+                insta::assert_snapshot!(format!("container_{name}"), read(file));
+            }
+        }
+    }
+}
