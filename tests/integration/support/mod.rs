@@ -2,7 +2,9 @@
 //! processes and HTTP on loopback (here), the validators and machines of
 //! the deploy tests (`deploy`), a running dev server (`devserver`).
 
+pub mod debian;
 pub mod deploy;
+pub mod docker;
 pub mod devserver;
 pub mod postgres;
 
