@@ -47,6 +47,87 @@ pub struct Context {
     pub db: Db,
     pub topology: Option<Topology>,
     pub hosts: Vec<Host>,
+    pub targets: Targets,
+    pub container: Container,
+    pub kubernetes: Kubernetes,
+}
+
+/// What is written: the machines' files (`vm`), a container image and
+/// compose file, Kubernetes manifests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Targets {
+    pub vm: bool,
+    pub container: bool,
+    pub kubernetes: bool,
+}
+
+/// The image, and how it is built from the workspace.
+#[derive(Debug, Clone, Serialize)]
+pub struct Container {
+    /// The app's image without a tag: `myapp`, `registry.example.com/team/myapp`.
+    pub image: String,
+    pub builder_image: String,
+    pub runtime_image: String,
+    pub nginx_image: String,
+    pub postgres_image: String,
+    pub uid: u32,
+    pub port: u16,
+    /// The cargo package and the binary it runs (`cargo build -p`, `--bin`).
+    pub package: String,
+    pub bin: String,
+    /// The package's directory below the workspace root (the build
+    /// context), `.` when it is the root; `/`-separated, no trailing `/`.
+    pub package_dir: String,
+    /// The workspace root's Cargo.toml and every member's, relative to it.
+    pub manifests: Vec<String>,
+    /// Every source file cargo needs to see for the dependency layer: each
+    /// target's root file of each member (a `main` stub or an empty one).
+    pub stubs: Vec<Stub>,
+    /// Static files copied into the image, relative to the workspace root:
+    /// collectstatic's output when `static-build-dir` is inside the
+    /// workspace (then `static_manifest` is set), else the `static-dir` as
+    /// it is; empty when the package has none.
+    pub static_source: String,
+    pub static_manifest: bool,
+    /// Paths inside the image.
+    pub app_dir: &'static str,
+    pub static_root: &'static str,
+    /// The SQLite database's directory (a volume), with `database = "sqlite"`.
+    pub data_dir: &'static str,
+    /// The way from `deploy/container/` back to the workspace root, for
+    /// compose's build context.
+    pub context_from_out: String,
+}
+
+/// One source file the dependency layer fakes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stub {
+    pub path: String,
+    /// Its directory, for `mkdir -p`.
+    pub dir: String,
+    /// `fn main() {}` (binaries, build scripts, examples, tests, benches)
+    /// rather than an empty library.
+    pub main: bool,
+}
+
+/// The Kubernetes manifests.
+#[derive(Debug, Clone, Serialize)]
+pub struct Kubernetes {
+    pub namespace: String,
+    pub ingress_class: String,
+    pub ingress_namespace: String,
+    pub cert_manager_issuer: String,
+    /// The Secret holding the certificate (cert-manager writes it with
+    /// `tls = "letsencrypt"`; with `custom` the operator creates it).
+    pub tls_secret: String,
+    pub environments: Vec<String>,
+    /// The Deployment's replicas and the autoscaler's floor (`instances`).
+    pub replicas: u64,
+    pub max_replicas: u64,
+    pub cpu_request: String,
+    pub memory_request: String,
+    pub memory_limit: String,
+    pub database_storage: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,3 +247,48 @@ pub struct Net {
 }
 
 pub const COMPRESS_TYPES: &str = "text/plain text/css text/xml text/javascript application/json application/javascript application/xml application/rss+xml application/atom+xml image/svg+xml";
+
+impl Context {
+    /// The context as seen from inside compose's containers: nginx runs in
+    /// a container of its own, reaches the app's instances by their
+    /// service names, keeps its runtime files in `/tmp` (a tmpfs: its root
+    /// is read-only), finds the static files where the image puts them,
+    /// and speaks the directives of the nginx its image tag names.
+    pub fn in_containers(&self) -> Context {
+        let mut c = self.clone();
+        let port = self.container.port;
+        c.upstreams = (1..=self.ports.len())
+            .map(|i| format!("app-{i}:{port}"))
+            .collect();
+        c.static_root = "/srv/static".into();
+        let n = &mut c.nginx;
+        n.user = "nginx".into();
+        n.conf_dir = "/etc/nginx".into();
+        n.pid = "/tmp/nginx.pid".into();
+        n.log_dir = "/var/log/nginx".into();
+        n.temp_dir = Some("/tmp/nginx".into());
+        n.http_port = 80;
+        n.https_port = 443;
+        // Docker gives containers IPv4 only unless told otherwise.
+        n.listen_http = vec!["80".into()];
+        n.listen_https = vec!["443".into()];
+        if let Some(version) = image_version(&self.container.nginx_image) {
+            n.version = format!("{}.{}.{}", version.0, version.1, version.2);
+            n.http2_directive = version >= (1, 25, 1);
+            n.session_tickets_off = version < (1, 23, 2);
+        }
+        c
+    }
+}
+
+/// `1.27` of `nginx:1.27-bookworm` (as 1.27.0), when the tag starts with a
+/// version.
+fn image_version(image: &str) -> Option<(u32, u32, u32)> {
+    let tag = image.split('@').next()?.rsplit_once(':')?.1;
+    let version = tag.split('-').next()?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    let major = parts.next()??;
+    let minor = parts.next()??;
+    let patch = parts.next().unwrap_or(Some(0))?;
+    Some((major, minor, patch))
+}

@@ -12,9 +12,11 @@
 mod checks;
 mod context;
 mod output;
+mod plan;
 mod review;
 mod settings;
 mod validate;
+mod workspace;
 
 pub use context::Context;
 pub use review::{review, Review};
@@ -49,7 +51,7 @@ pub struct Args {
 
     /// Generate only these kinds of files (comma-separated)
     #[arg(long, value_enum, value_delimiter = ',', value_name = "KINDS")]
-    pub only: Vec<output::Component>,
+    pub only: Vec<plan::Component>,
 
     /// Write nothing; exit 1 with a diff if the files on disk differ
     #[arg(long, conflicts_with = "force")]
@@ -71,9 +73,20 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     let mut settings = deploy_settings(&project, shared.deploy.as_ref())?;
     settings.apply(*args.overrides);
     let name = project.package().name.to_string();
+    let out_dir = args
+        .out
+        .unwrap_or_else(|| project.package_dir().join("deploy"));
+    let ws = workspace::workspace(&project, &shared, &out_dir);
     // `static-url` and `health-path` are checked with the deploy settings, so
     // their problems are reported with theirs.
-    let validated = validate::validate(&name, &settings, &shared).map_err(|p| {
+    let validated = validate::validate(
+        &name,
+        &settings,
+        &shared,
+        &ws,
+        plan::Component::targets(&args.only),
+    )
+    .map_err(|p| {
         hinted(
             format!(
                 "{} invalid deploy setting{}; nothing was written:\n  {}",
@@ -89,14 +102,15 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     }
 
     let ctx = validated.context;
-    let mut plan = output::plan(&ctx);
+    let mut plan = plan::plan(&ctx);
     if !args.only.is_empty() {
         plan.retain(|f| args.only.contains(&f.component));
     }
-    let files = output::render(&ctx, &plan)?;
-    let out_dir = args
-        .out
-        .unwrap_or_else(|| project.package_dir().join("deploy"));
+    let roots = output::Roots {
+        out: out_dir.clone(),
+        workspace: project.workspace_root().to_path_buf(),
+    };
+    let files = output::render(&ctx, &plan, &roots)?;
     // With --only, the other kinds of files on disk are expected.
     let complete = args.only.is_empty();
     if args.check {

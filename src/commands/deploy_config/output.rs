@@ -1,10 +1,9 @@
-//! Which files a layout gets, rendering them, and putting them on disk.
+//! Rendering the planned files, and putting them on disk.
 //!
-//! The plan maps each machine of the layout to the templates it needs and
-//! their paths under the output directory. Writing is all or nothing in the
-//! sense that matters: every conflict is found before the first write, and
-//! each file is replaced atomically (a temporary file in the same directory,
-//! then rename), so a reader never sees half a config.
+//! Writing is all or nothing in the sense that matters: every conflict is
+//! found before the first write, and each file is replaced atomically (a
+//! temporary file in the same directory, then rename), so a reader never
+//! sees half a config.
 
 use std::fs;
 use std::io::Write as _;
@@ -14,174 +13,26 @@ use anyhow::{Context as _, Result};
 use minijinja::Environment;
 
 use super::context::Context;
+use super::plan::{self, Planned, Root, View};
 use crate::error::hinted;
-use crate::render::{self, OutputFile, TEMPLATES};
+use crate::render::{self, TEMPLATES};
 use crate::ui::Ui;
 
-/// The kinds of files, for `--only`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Component {
-    Nginx,
-    Systemd,
-    Postgres,
-    Nftables,
-    Install,
-    Readme,
-}
-
-/// One file to render: a template under `templates/deploy/`, for a host.
+/// A rendered file and where it goes.
 #[derive(Debug, Clone)]
-pub struct Planned {
-    pub component: Component,
-    pub template: &'static str,
-    pub path: String,
-    /// Index into `Context::hosts`; the README gets the first.
-    pub host: usize,
+pub struct Placed {
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
     pub mode: Option<u32>,
 }
 
-/// Every file of the layout, host by host.
-pub fn plan(ctx: &Context) -> Vec<Planned> {
-    let name = &ctx.name;
-    let mut files = vec![Planned {
-        component: Component::Readme,
-        template: "README.md.jinja",
-        path: "README.md".into(),
-        host: 0,
-        mode: None,
-    }];
-    for (i, host) in ctx.hosts.iter().enumerate() {
-        let dir = &host.dir;
-        let mut add = |component, template, path: String, mode| {
-            files.push(Planned {
-                component,
-                template,
-                path: format!("{dir}{path}"),
-                host: i,
-                mode,
-            })
-        };
-        if host.web {
-            use Component::Nginx;
-            add(
-                Nginx,
-                "nginx/nginx.conf.jinja",
-                "nginx/nginx.conf".into(),
-                None,
-            );
-            add(
-                Nginx,
-                "nginx/hardening.conf.jinja",
-                format!("nginx/nginx.service.d/{name}.conf"),
-                None,
-            );
-            add(
-                Nginx,
-                "nginx/http.conf.jinja",
-                format!("nginx/{name}/sites/http.conf"),
-                None,
-            );
-            if ctx.tls.enabled {
-                add(
-                    Nginx,
-                    "nginx/https.conf.jinja",
-                    format!("nginx/{name}/sites/https.conf"),
-                    None,
-                );
-            }
-            add(
-                Nginx,
-                "nginx/security-headers.conf.jinja",
-                format!("nginx/{name}/snippets/security-headers.conf"),
-                None,
-            );
-            add(
-                Nginx,
-                "nginx/proxy.conf.jinja",
-                format!("nginx/{name}/snippets/proxy.conf"),
-                None,
-            );
-        }
-        if host.app {
-            use Component::Systemd;
-            add(
-                Systemd,
-                "systemd/socket.jinja",
-                format!("systemd/{name}@.socket"),
-                None,
-            );
-            add(
-                Systemd,
-                "systemd/service.jinja",
-                format!("systemd/{name}@.service"),
-                None,
-            );
-            add(
-                Systemd,
-                "systemd/target.jinja",
-                format!("systemd/{name}.target"),
-                None,
-            );
-            add(
-                Systemd,
-                "systemd/alert.jinja",
-                format!("systemd/{name}-alert@.service"),
-                None,
-            );
-            add(
-                Systemd,
-                "systemd/migrate.service.jinja",
-                format!("systemd/{name}-migrate.service"),
-                None,
-            );
-        }
-        if host.db {
-            use Component::Postgres;
-            add(
-                Postgres,
-                "postgres/postgresql.conf.jinja",
-                format!("postgres/{name}.conf"),
-                None,
-            );
-            add(
-                Postgres,
-                "postgres/pg_hba.conf.jinja",
-                "postgres/pg_hba.conf".into(),
-                None,
-            );
-            add(
-                Postgres,
-                "postgres/network.conf.jinja",
-                format!("postgres/{name}-network.conf"),
-                None,
-            );
-            add(
-                Postgres,
-                "postgres/pg-dump.service.jinja",
-                format!("postgres/{name}-pg-dump.service"),
-                None,
-            );
-            add(
-                Postgres,
-                "postgres/pg-dump.timer.jinja",
-                format!("postgres/{name}-pg-dump.timer"),
-                None,
-            );
-        }
-        add(
-            Component::Nftables,
-            "nftables/ruleset.nft.jinja",
-            format!("nftables/{name}.nft"),
-            None,
-        );
-        add(
-            Component::Install,
-            "install.sh.jinja",
-            "install.sh".into(),
-            Some(0o755),
-        );
-    }
-    files
+/// Where the roots of [`Root`] are on this machine.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    /// `--out`, `deploy/` by default.
+    pub out: PathBuf,
+    /// The workspace root: the container build's context.
+    pub workspace: PathBuf,
 }
 
 /// The environment for `templates/deploy/`, where templates may include
@@ -198,20 +49,35 @@ fn environment() -> Environment<'static> {
 }
 
 /// Renders the planned files; every template error is reported at once.
-pub fn render(ctx: &Context, files: &[Planned]) -> Result<Vec<OutputFile>> {
+pub fn render(ctx: &Context, files: &[Planned], roots: &Roots) -> Result<Vec<Placed>> {
     let env = environment();
     let base = serde_json::to_value(ctx).context("cannot serialise the template context")?;
+    let containers = serde_json::to_value(ctx.in_containers())?;
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for file in files {
-        let mut value = base.clone();
-        value["host"] = serde_json::to_value(&ctx.hosts[file.host])?;
+        let mut value = match file.view {
+            View::Containers => containers.clone(),
+            View::Machine(_) | View::Environment(_) => base.clone(),
+        };
+        let host = match file.view {
+            View::Machine(i) => i,
+            View::Containers | View::Environment(_) => 0,
+        };
+        value["host"] = value["hosts"][host].clone();
+        if let View::Environment(i) = file.view {
+            value["environment"] = ctx.kubernetes.environments[i].clone().into();
+        }
         let rendered = env
             .get_template(file.template)
             .and_then(|t| t.render(minijinja::Value::from_serialize(&value)));
+        let root = match file.root {
+            Root::Out => &roots.out,
+            Root::Workspace => &roots.workspace,
+        };
         match rendered {
-            Ok(text) => out.push(OutputFile {
-                path: render::safe_relative_path(&file.path)?,
+            Ok(text) => out.push(Placed {
+                path: root.join(render::safe_relative_path(&file.path)?),
                 contents: text.into_bytes(),
                 mode: file.mode,
             }),
@@ -246,10 +112,10 @@ fn state(path: &Path, contents: &[u8]) -> Result<State> {
 
 /// The files under `out_dir` that differ from `files`, are missing, or
 /// are no longer generated, without printing anything (`manage check`).
-pub fn stale(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>> {
+pub fn stale(out_dir: &Path, files: &[Placed]) -> Result<Vec<PathBuf>> {
     let mut stale = extra_files(out_dir, files)?;
     for file in files {
-        let path = out_dir.join(&file.path);
+        let path = file.path.clone();
         if state(&path, &file.contents)? != State::Same {
             stale.push(path);
         }
@@ -259,7 +125,7 @@ pub fn stale(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>> {
 
 /// `--check`: prints a unified diff for every file that would change and
 /// fails if there is any.
-pub fn check(out_dir: &Path, files: &[OutputFile], complete: bool, ui: &Ui) -> Result<()> {
+pub fn check(out_dir: &Path, files: &[Placed], complete: bool, ui: &Ui) -> Result<()> {
     let mut stale = Vec::new();
     if complete {
         for extra in extra_files(out_dir, files)? {
@@ -271,7 +137,7 @@ pub fn check(out_dir: &Path, files: &[OutputFile], complete: bool, ui: &Ui) -> R
         }
     }
     for file in files {
-        let path = out_dir.join(&file.path);
+        let path = file.path.clone();
         let new = String::from_utf8_lossy(&file.contents);
         let old = match state(&path, &file.contents)? {
             State::Same => continue,
@@ -318,7 +184,7 @@ pub fn check(out_dir: &Path, files: &[OutputFile], complete: bool, ui: &Ui) -> R
 /// of files and the machines, `nginx/` or `web-1/`) that the settings no
 /// longer produce, after a change of layout or TLS mode; left there, they
 /// would be copied to the machines. Other files (`--out .`) are not ours.
-pub fn extra_files(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>> {
+pub fn extra_files(out_dir: &Path, files: &[Placed]) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let entries =
             fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))?;
@@ -334,13 +200,6 @@ pub fn extra_files(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>>
         }
         Ok(())
     }
-    fn owned(name: &str) -> bool {
-        let machine = ["web-", "app-", "db-"].iter().any(|prefix| {
-            name.strip_prefix(prefix)
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        });
-        machine || ["nginx", "systemd", "postgres", "nftables"].contains(&name)
-    }
     let entries = match fs::read_dir(out_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -352,12 +211,12 @@ pub fn extra_files(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>>
             .with_context(|| format!("cannot read `{}`", out_dir.display()))?
             .path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if path.is_dir() && owned(name) {
+        if path.is_dir() && plan::owned_dir(name) {
             walk(&path, &mut found)?;
         }
     }
     let generated: std::collections::BTreeSet<PathBuf> =
-        files.iter().map(|f| out_dir.join(&f.path)).collect();
+        files.iter().map(|f| f.path.clone()).collect();
     found.retain(|p| !generated.contains(p));
     found.sort();
     Ok(found)
@@ -365,17 +224,11 @@ pub fn extra_files(out_dir: &Path, files: &[OutputFile]) -> Result<Vec<PathBuf>>
 
 /// Writes the files. A file that exists with other contents is replaced
 /// only with `force`; without it, nothing at all is written.
-pub fn write(
-    out_dir: &Path,
-    files: &[OutputFile],
-    force: bool,
-    complete: bool,
-    ui: &Ui,
-) -> Result<()> {
+pub fn write(out_dir: &Path, files: &[Placed], force: bool, complete: bool, ui: &Ui) -> Result<()> {
     let mut plan = Vec::new();
     let mut conflicts = Vec::new();
     for file in files {
-        let path = out_dir.join(&file.path);
+        let path = file.path.clone();
         match state(&path, &file.contents)? {
             State::Same => ui.verbose("Unchanged", path.display()),
             State::Missing => plan.push((path, file, "Writing")),

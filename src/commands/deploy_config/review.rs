@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::context::Context;
-use super::{deploy_settings, output, validate};
+use super::{deploy_settings, output, plan, validate, workspace};
 use crate::project::Project;
 
 /// The outcome of validating and rendering with the project's settings and
@@ -49,12 +49,18 @@ pub fn review(project: &Project, shared: &crate::settings::Settings) -> Result<R
         }
     };
     let name = project.package().name.to_string();
-    match validate::validate(&name, &settings, shared) {
+    let ws = workspace::workspace(project, shared, &review.deploy_dir);
+    let implied = Default::default();
+    match validate::validate(&name, &settings, shared, &ws, implied) {
         Ok(validated) => {
             review.warnings = validated.warnings;
             let ctx = validated.context;
             if deploy_dir_exists {
-                let files = output::render(&ctx, &output::plan(&ctx))?;
+                let roots = output::Roots {
+                    out: review.deploy_dir.clone(),
+                    workspace: project.workspace_root().to_path_buf(),
+                };
+                let files = output::render(&ctx, &plan::plan(&ctx), &roots)?;
                 review.stale = output::stale(&review.deploy_dir, &files)?;
             }
             review.context = Some(ctx);

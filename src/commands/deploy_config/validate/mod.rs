@@ -12,10 +12,13 @@ mod paths;
 mod ports;
 mod rates;
 mod service;
+mod targets;
 mod web;
 
+pub use targets::Workspace;
+
 use super::checks::Problems;
-use super::context::{Context, COMPRESS_TYPES};
+use super::context::{Context, Targets, COMPRESS_TYPES};
 use super::settings::Settings;
 
 /// The outcome: a context, or every problem found. Warnings are for
@@ -25,7 +28,9 @@ pub struct Validated {
     pub warnings: Vec<String>,
 }
 
-/// Validates everything; `name` is the cargo package name (already valid).
+/// Validates everything; `name` is the cargo package name (already valid),
+/// `ws` the workspace as the container build sees it, and `implied` the
+/// targets `--only` asks for besides those of the settings.
 ///
 /// Each part of the context has its function; they run in the order of
 /// the settings' documentation, so problems are reported in that order.
@@ -33,6 +38,8 @@ pub fn validate(
     name: &str,
     s: &Settings,
     shared: &crate::settings::Settings,
+    ws: &Workspace,
+    implied: Targets,
 ) -> Result<Validated, Problems> {
     let mut p = Problems::default();
     let mut warnings = Vec::new();
@@ -62,6 +69,25 @@ pub fn validate(
         &paths.env_dir,
     );
     accounts(&mut warnings, &paths.user, &nginx.user, &db.user);
+    let targets = targets::targets(&mut p, s, implied);
+    // A target that is off is not checked: its defaults stand in.
+    let mut unused = Problems::default();
+    let container = {
+        let p = if targets.container {
+            &mut p
+        } else {
+            &mut unused
+        };
+        targets::container(p, s, name, ws)
+    };
+    let kubernetes = {
+        let p = if targets.kubernetes {
+            &mut p
+        } else {
+            &mut unused
+        };
+        targets::kubernetes(p, s, name, ports.instances.len() as u64, db.postgres)
+    };
 
     let custom = tls.mode == "custom";
     let in_use = |on: bool, path: &str| if on { path.to_owned() } else { String::new() };
@@ -132,6 +158,9 @@ pub fn validate(
         db,
         topology,
         hosts,
+        targets,
+        container,
+        kubernetes,
     };
     Ok(Validated { context, warnings })
 }
@@ -168,7 +197,13 @@ mod tests {
     use super::*;
 
     fn problems(s: &Settings) -> Vec<String> {
-        match validate("site", s, &Default::default()) {
+        match validate(
+            "site",
+            s,
+            &Default::default(),
+            &Default::default(),
+            Targets::default(),
+        ) {
             Ok(_) => Vec::new(),
             Err(p) => p.0,
         }
@@ -183,8 +218,14 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_hardened() {
-        let v =
-            validate("site", &base(), &Default::default()).unwrap_or_else(|p| panic!("{:?}", p.0));
+        let v = validate(
+            "site",
+            &base(),
+            &Default::default(),
+            &Default::default(),
+            Targets::default(),
+        )
+        .unwrap_or_else(|p| panic!("{:?}", p.0));
         let c = v.context;
         assert_eq!(c.tls.mode, "letsencrypt");
         assert!(c.hsts.enabled);
@@ -208,10 +249,16 @@ mod tests {
         let mut s = base();
         s.nginx_version = "1.25.1".into();
         s.openssl_version = "3.5".into();
-        let c = validate("site", &s, &Default::default())
-            .ok()
-            .unwrap()
-            .context;
+        let c = validate(
+            "site",
+            &s,
+            &Default::default(),
+            &Default::default(),
+            Targets::default(),
+        )
+        .ok()
+        .unwrap()
+        .context;
         assert!(c.nginx.http2_directive);
         assert!(!c.nginx.session_tickets_off);
         assert!(c.nginx.ecdh_curve.starts_with("?X25519MLKEM768:"));

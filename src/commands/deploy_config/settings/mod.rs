@@ -5,6 +5,10 @@
 //! that [`super::validate`] can name every bad value in one report rather
 //! than serde stopping at the first.
 
+mod targets;
+
+pub use targets::{Container, Kubernetes};
+
 use serde::Deserialize;
 
 /// `[package.metadata.manage.deploy]`. The documented schema is the one
@@ -13,6 +17,11 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct Settings {
+    /// What to write: `vm` (nginx + systemd, the default), `container`
+    /// (Dockerfile, compose) and `kubernetes` (kustomize manifests).
+    pub targets: Vec<String>,
+    pub container: Container,
+    pub kubernetes: Kubernetes,
     pub domains: Vec<String>,
     pub tls: String,
     pub acme_webroot: String,
@@ -100,6 +109,9 @@ pub struct Topology {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            targets: vec!["vm".into()],
+            container: Container::default(),
+            kubernetes: Kubernetes::default(),
             domains: Vec::new(),
             tls: "letsencrypt".into(),
             acme_webroot: "/var/www/letsencrypt".into(),
@@ -158,6 +170,12 @@ impl Default for Settings {
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Settings (override Cargo.toml)")]
 pub struct Overrides {
+    /// What to write: vm, container, kubernetes (repeat or separate with commas) [default: vm]
+    #[arg(long = "target", value_name = "TARGET", value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// The app's container image, without a tag [default: the package name]
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
     /// Names nginx answers to (repeat or separate with commas)
     #[arg(long = "domain", value_name = "NAME", value_delimiter = ',')]
     pub domains: Vec<String>,
@@ -301,6 +319,12 @@ impl Settings {
         }
         if !o.domains.is_empty() {
             self.domains = o.domains;
+        }
+        if !o.targets.is_empty() {
+            self.targets = o.targets;
+        }
+        if o.image.is_some() {
+            self.container.image = o.image;
         }
         if !o.admin_networks.is_empty() {
             self.admin_networks = o.admin_networks;

@@ -1,0 +1,456 @@
+//! The targets (`vm`, `container`, `kubernetes`) and the settings of the
+//! last two: image names, the container's user and port, the namespace,
+//! the ingress and the pods' resources. The workspace's shape (members,
+//! target sources, static files) comes from cargo metadata through
+//! [`Workspace`] and is checked like a setting, because it is pasted into
+//! the Dockerfile.
+
+use super::super::checks::*;
+use super::super::context::{Container, Kubernetes, Stub, Targets};
+use super::super::settings::Settings;
+
+/// The workspace as the container build sees it; paths are relative to the
+/// workspace root and `/`-separated.
+#[derive(Debug, Clone, Default)]
+pub struct Workspace {
+    /// The package's directory; `.` at the root.
+    pub package_dir: String,
+    /// The binary `cargo run` would run [default: the package name].
+    pub bin: Option<String>,
+    pub manifests: Vec<String>,
+    /// Each target's root source file, and whether it has `fn main`.
+    pub sources: Vec<(String, bool)>,
+    /// The static files: collectstatic's output (with its manifest) when
+    /// `static-build-dir` is set inside the workspace, else `static-dir`.
+    pub static_source: Option<(String, bool)>,
+    /// From the output directory back to the workspace root.
+    pub context_from_out: String,
+}
+
+/// `targets`, plus any target `--only` asks for.
+pub fn targets(p: &mut Problems, s: &Settings, implied: Targets) -> Targets {
+    let mut t = implied;
+    if s.targets.is_empty() {
+        p.add(
+            "targets",
+            "[]",
+            "names at least one of `vm`, `container`, `kubernetes`",
+        );
+    }
+    for (i, target) in s.targets.iter().enumerate() {
+        match target.as_str() {
+            "vm" => t.vm = true,
+            "container" => t.container = true,
+            "kubernetes" => t.kubernetes = true,
+            other => p.add(
+                &format!("targets[{i}]"),
+                other,
+                "is one of `vm` (nginx + systemd), `container` (Dockerfile, compose), `kubernetes`",
+            ),
+        }
+    }
+    t
+}
+
+pub fn container(p: &mut Problems, s: &Settings, name: &str, ws: &Workspace) -> Container {
+    let c = &s.container;
+    let default_image = name.to_ascii_lowercase();
+    let image = repository(
+        p,
+        "container.image",
+        c.image.as_deref().unwrap_or(&default_image),
+    );
+    let mut base = |setting: &str, value: &str| reference(p, setting, value);
+    let builder_image = base("container.builder-image", &c.builder_image);
+    let runtime_image = base("container.runtime-image", &c.runtime_image);
+    let nginx_image = base("container.nginx-image", &c.nginx_image);
+    let postgres_image = base("container.postgres-image", &c.postgres_image);
+    let uid = match c.uid {
+        0 => {
+            p.add(
+                "container.uid",
+                "0",
+                "the app never runs as root in its container",
+            );
+            0
+        }
+        1..=2_147_483_646 => c.uid as u32,
+        _ => {
+            p.add(
+                "container.uid",
+                &c.uid.to_string(),
+                "is a user id from 1 to 2147483646",
+            );
+            0
+        }
+    };
+    let port = match port(p, "container.port", c.port) {
+        Some(port) if port < 1024 => {
+            p.add(
+                "container.port",
+                &port.to_string(),
+                "is a port from 1024 up: the app runs without root and without capabilities",
+            );
+            0
+        }
+        Some(port) => port,
+        None => 0,
+    };
+    let mut path = |what: &str, value: &str| workspace_path(p, what, value);
+    let package_dir = path("the package's directory", &ws.package_dir);
+    let manifests = ws
+        .manifests
+        .iter()
+        .filter_map(|m| path("a workspace member's manifest", m))
+        .collect();
+    let stubs = ws
+        .sources
+        .iter()
+        .filter_map(|(source, main)| {
+            let source = path("a target's source file", source)?;
+            let dir = source.rsplit_once('/').map_or(".", |(d, _)| d).to_owned();
+            Some(Stub {
+                path: source,
+                dir,
+                main: *main,
+            })
+        })
+        .collect();
+    let (static_source, static_manifest) = match &ws.static_source {
+        Some((dir, manifest)) => (path("the static files", dir).unwrap_or_default(), *manifest),
+        None => (String::new(), false),
+    };
+    let bin = ws.bin.clone().unwrap_or_else(|| {
+        p.add(
+            "the package",
+            name,
+            "has no binary to run in the container (add `src/main.rs`, or set `default-run` with several)",
+        );
+        String::new()
+    });
+    let bin = if bin.is_empty() {
+        bin
+    } else if first_not(&bin, |c| c.is_ascii_alphanumeric() || c == '-' || c == '_').is_some() {
+        p.add(
+            "the binary's name",
+            &bin,
+            "has characters a Dockerfile cannot carry here",
+        );
+        String::new()
+    } else {
+        bin
+    };
+    Container {
+        image: image.unwrap_or_default(),
+        builder_image: builder_image.unwrap_or_default(),
+        runtime_image: runtime_image.unwrap_or_default(),
+        nginx_image: nginx_image.unwrap_or_default(),
+        postgres_image: postgres_image.unwrap_or_default(),
+        uid,
+        port,
+        package: name.to_owned(),
+        bin,
+        package_dir: package_dir.unwrap_or_default(),
+        manifests,
+        stubs,
+        static_source,
+        static_manifest,
+        app_dir: "/app",
+        static_root: "/app/static",
+        data_dir: "/data",
+        context_from_out: ws.context_from_out.clone(),
+    }
+}
+
+pub fn kubernetes(
+    p: &mut Problems,
+    s: &Settings,
+    name: &str,
+    replicas: u64,
+    postgres: bool,
+) -> Kubernetes {
+    let k = &s.kubernetes;
+    if !postgres {
+        p.add(
+            "database",
+            s.database.as_deref().unwrap_or("sqlite"),
+            "the `kubernetes` target runs replicas that cannot share a SQLite file: set `database = \"postgres\"`",
+        );
+    }
+    let default_namespace = dns_label_from(name);
+    let namespace = dns_label(
+        p,
+        "kubernetes.namespace",
+        k.namespace.as_deref().unwrap_or(&default_namespace),
+    );
+    let ingress_class = dns_label(p, "kubernetes.ingress-class", &k.ingress_class);
+    let ingress_namespace = dns_label(p, "kubernetes.ingress-namespace", &k.ingress_namespace);
+    let cert_manager_issuer =
+        dns_label(p, "kubernetes.cert-manager-issuer", &k.cert_manager_issuer);
+    if k.environments.is_empty() {
+        p.add(
+            "kubernetes.environments",
+            "[]",
+            "names at least one environment (an overlay each)",
+        );
+    }
+    let mut environments: Vec<String> = Vec::new();
+    for (i, env) in k.environments.iter().enumerate() {
+        let setting = format!("kubernetes.environments[{i}]");
+        if let Some(env) = dns_label(p, &setting, env) {
+            if environments.contains(&env) {
+                p.add(&setting, &env, "is named twice");
+            } else if env == "base" {
+                p.add(
+                    &setting,
+                    &env,
+                    "`base` is the kustomize base's directory; choose another name",
+                );
+            } else {
+                environments.push(env);
+            }
+        }
+    }
+    if k.max_replicas < replicas || k.max_replicas > 1000 {
+        p.add(
+            "kubernetes.max-replicas",
+            &k.max_replicas.to_string(),
+            format!("is from `instances` ({replicas}) to 1000"),
+        );
+    }
+    let cpu_request = quantity(p, "kubernetes.cpu-request", &k.cpu_request, "100m");
+    let memory_request = quantity(p, "kubernetes.memory-request", &k.memory_request, "128Mi");
+    let memory_limit = quantity(p, "kubernetes.memory-limit", &k.memory_limit, "256Mi");
+    let database_storage = quantity(
+        p,
+        "kubernetes.database-storage",
+        &k.database_storage,
+        "10Gi",
+    );
+    if let (Some(request), Some(limit)) = (&memory_request, &memory_limit) {
+        if bytes(limit) < bytes(request) {
+            p.add(
+                "kubernetes.memory-limit",
+                limit,
+                format!("is below `memory-request` ({request}): the pod could never be scheduled"),
+            );
+        }
+    }
+    Kubernetes {
+        namespace: namespace.unwrap_or_default(),
+        ingress_class: ingress_class.unwrap_or_default(),
+        ingress_namespace: ingress_namespace.unwrap_or_default(),
+        cert_manager_issuer: cert_manager_issuer.unwrap_or_default(),
+        tls_secret: format!("{default_namespace}-tls"),
+        environments,
+        replicas,
+        max_replicas: k.max_replicas,
+        cpu_request: cpu_request.unwrap_or_default(),
+        memory_request: memory_request.unwrap_or_default(),
+        memory_limit: memory_limit.unwrap_or_default(),
+        database_storage: database_storage.unwrap_or_default(),
+    }
+}
+
+/// A Kubernetes name from the package name: lowercase, `_` as `-`, at
+/// most 63 characters, no `-` at either end.
+pub fn dns_label_from(name: &str) -> String {
+    let label: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c == '_' { '-' } else { c })
+        .take(63)
+        .collect();
+    label.trim_matches('-').to_owned()
+}
+
+/// RFC 1123 label: what Kubernetes accepts as a namespace or object name part.
+fn dns_label(p: &mut Problems, setting: &str, value: &str) -> Option<String> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Some(value.to_owned())
+    } else {
+        p.add(
+            setting,
+            value,
+            "is a DNS label: 1 to 63 lowercase letters, digits and `-`, not starting or ending with `-`",
+        );
+        None
+    }
+}
+
+/// A Kubernetes quantity such as `100m`, `0.5`, `128Mi` or `1G`.
+fn quantity(p: &mut Problems, setting: &str, value: &str, example: &str) -> Option<String> {
+    let digits = value
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
+    let (number, unit) = value.split_at(digits);
+    let number_ok = !number.is_empty()
+        && number.len() <= 12
+        && number.split('.').count() <= 2
+        && !number.starts_with('.')
+        && !number.ends_with('.');
+    const UNITS: [&str; 14] = [
+        "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+    ];
+    if number_ok && UNITS.contains(&unit) && bytes(value) > 0.0 {
+        Some(value.to_owned())
+    } else {
+        p.add(
+            setting,
+            value,
+            format!("is a positive Kubernetes quantity, like `{example}`"),
+        );
+        None
+    }
+}
+
+/// A quantity's value, to compare a limit with a request.
+fn bytes(quantity: &str) -> f64 {
+    let digits = quantity
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
+    let (number, unit) = quantity.split_at(digits);
+    let factor = match unit {
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => 1.0,
+    };
+    number.parse::<f64>().unwrap_or(0.0) * factor
+}
+
+/// An image repository without a tag: `[host[:port]/]path`, lowercase.
+fn repository(p: &mut Problems, setting: &str, value: &str) -> Option<String> {
+    if !safe(p, setting, value) {
+        return None;
+    }
+    let (host, path) = match value.split_once('/') {
+        Some((host, path)) if host.contains(['.', ':']) || host == "localhost" => {
+            (Some(host), path)
+        }
+        _ => (None, value),
+    };
+    if let Some(host) = host {
+        if first_not(host, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':')
+        })
+        .is_some()
+        {
+            p.add(
+                setting,
+                value,
+                format!("the registry `{host}` is not a host name with an optional port"),
+            );
+            return None;
+        }
+    }
+    if path.contains(':') || path.contains('@') {
+        p.add(
+            setting,
+            value,
+            "names the image without a tag or digest; the tag is chosen when building (`docker build -t IMAGE:TAG`) and in each kustomize overlay",
+        );
+        return None;
+    }
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+            && c.as_bytes()[0].is_ascii_alphanumeric()
+            && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
+    };
+    if value.len() > 255 || !path.split('/').all(component_ok) {
+        p.add(
+            setting,
+            value,
+            "is an image name: lowercase letters, digits, `.`, `_`, `-` between `/`, like `registry.example.com/team/app`",
+        );
+        return None;
+    }
+    Some(value.to_owned())
+}
+
+/// A base image: a repository with a tag or a digest, so builds repeat.
+fn reference(p: &mut Problems, setting: &str, value: &str) -> Option<String> {
+    let (name, pin) = match value.split_once('@') {
+        Some((name, digest)) => {
+            let ok = digest
+                .strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !ok {
+                p.add(setting, value, "the digest is `sha256:` and 64 hex digits");
+                return None;
+            }
+            (name, Some(digest))
+        }
+        None => (value, None),
+    };
+    let (repo, tag) = match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag)),
+        _ => (name, None),
+    };
+    let repo = repository(p, setting, repo)?;
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && !tag.starts_with(['.', '-']);
+        if !ok {
+            p.add(setting, value, format!("`{tag}` is not an image tag"));
+            return None;
+        }
+    }
+    if pin.is_none() && matches!(tag, None | Some("latest")) {
+        p.add(
+            setting,
+            value,
+            "is pinned: give a version tag (`rust:1.95-slim-bookworm`) or a digest (`@sha256:…`), so that a rebuild gets the same base",
+        );
+        return None;
+    }
+    let _ = repo;
+    Some(value.to_owned())
+}
+
+/// A path below the workspace root that a Dockerfile can carry.
+fn workspace_path(p: &mut Problems, what: &str, value: &str) -> Option<String> {
+    let ok = !value.is_empty()
+        && !value.starts_with('/')
+        && value.split('/').all(|c| c != ".." && !c.is_empty())
+        && first_not(value, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')
+        })
+        .is_none();
+    if ok {
+        Some(value.to_owned())
+    } else {
+        p.add(
+            what,
+            value,
+            "must be inside the workspace and use only letters, digits, `.`, `_`, `-` and `/` for the container build; rename it or leave out the `container` target",
+        );
+        None
+    }
+}
