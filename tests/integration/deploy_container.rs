@@ -1,10 +1,49 @@
-//! `manage deploy-config --only container` (#12): the generated Dockerfile
-//! built with the real Docker and run, on loopback only.
+//! `manage deploy-config --only container` (#12): the Dockerfile and
+//! .dockerignore it writes, checked by hadolint and built and run with the
+//! real Docker, on loopback only (see `support::docker` for the base
+//! images and the clean-up).
 
+use std::fs;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use crate::support::deploy::run;
+use assert_cmd::prelude::*;
+
+use crate::support::deploy::{run, run_ok, venv_tool};
 use crate::support::docker::{docker, docker_ok, from_images, Guard};
+use crate::support::{cargo, eventually, free_port, generate, get, manage};
+
+/// A fresh project with its container files; the Dockerfile's text.
+fn container_project(name: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let (tmp, dir) = generate(name);
+    manage()
+        .current_dir(&dir)
+        .args(["deploy-config", "--only", "container"])
+        .assert()
+        .success();
+    let dockerfile = fs::read_to_string(dir.join("Dockerfile")).unwrap();
+    (tmp, dir, dockerfile)
+}
+
+#[test]
+fn dockerfile_and_dockerignore_pass_hadolint() {
+    let (_tmp, dir, dockerfile) = container_project("mysite");
+    let version = |text: String| text.replace(env!("CARGO_PKG_VERSION"), "[VERSION]");
+    insta::assert_snapshot!("container_dockerfile", version(dockerfile));
+    let ignore = fs::read_to_string(dir.join(".dockerignore")).unwrap();
+    insta::assert_snapshot!("container_dockerignore", version(ignore));
+    // No finding at any level: info and style count too.
+    run_ok(
+        Command::new(venv_tool("hadolint"))
+            .args(["--failure-threshold", "style", "--no-color"])
+            .arg(dir.join("Dockerfile")),
+    );
+    // The gate fails on a Dockerfile with findings.
+    let bad = dir.join("Bad.Dockerfile");
+    fs::write(&bad, "FROM debian:latest\nRUN apt-get install curl\n").unwrap();
+    let out = run(Command::new(venv_tool("hadolint")).arg(&bad));
+    assert!(!out.status.success(), "{out:?}");
+}
 
 #[test]
 fn from_lines_name_the_base_images_not_the_stages() {
@@ -24,17 +63,196 @@ fn base_images_are_made_locally_under_the_names_a_dockerfile_uses() {
     let dockerfile = "FROM rust:1.95-slim-bookworm AS builder\nFROM debian:bookworm-slim\n";
     let mut guard = Guard::new(dockerfile);
     let host = run(Command::new("cargo").arg("--version"));
-    let id = guard.run(&["--network", "none", "rust:1.95-slim-bookworm", "sh", "-c",
-        "cargo --version && command -v cargo rustc cc pkg-config && echo $CARGO_HOME $RUSTUP_HOME"]);
+    let script = "cargo --version && command -v cargo rustc cc pkg-config \
+                  && echo $CARGO_HOME $RUSTUP_HOME";
+    let id = guard.run(&[
+        "--network",
+        "none",
+        "rust:1.95-slim-bookworm",
+        "sh",
+        "-c",
+        script,
+    ]);
     assert_eq!(docker_ok(&["wait", &id]), "0");
-    let logs = run(docker().args(["logs", &id]));
-    let logs = String::from_utf8_lossy(&logs.stdout).into_owned();
-    assert!(logs.starts_with(String::from_utf8_lossy(&host.stdout).trim()), "{logs}");
+    let logs = docker_ok(&["logs", &id]);
+    assert!(
+        logs.starts_with(String::from_utf8_lossy(&host.stdout).trim()),
+        "{logs}"
+    );
     assert!(logs.contains("/usr/local/cargo/bin/cargo\n"), "{logs}");
-    assert!(logs.contains("/usr/local/cargo /usr/local/rustup"), "{logs}");
-    let id = guard.run(&["--network", "none", "debian:bookworm-slim", "sh", "-c",
-        "grep VERSION_CODENAME /etc/os-release; ls /usr/share/doc | wc -l"]);
+    assert!(
+        logs.contains("/usr/local/cargo /usr/local/rustup"),
+        "{logs}"
+    );
+    let script = "grep VERSION_CODENAME /etc/os-release; ls /usr/share/doc | wc -l";
+    let id = guard.run(&[
+        "--network",
+        "none",
+        "debian:bookworm-slim",
+        "sh",
+        "-c",
+        script,
+    ]);
     assert_eq!(docker_ok(&["wait", &id]), "0");
+    assert_eq!(docker_ok(&["logs", &id]), "VERSION_CODENAME=bookworm\n0");
+}
+
+/// The process of a running container, as this machine sees it.
+fn container_pid(id: &str) -> i32 {
+    docker_ok(&["inspect", "--format", "{{.State.Pid}}", id])
+        .parse()
+        .unwrap()
+}
+
+/// The step of a classic-builder log that runs `needle`: whether its
+/// layer came from the cache.
+fn step_cached(log: &str, needle: &str) -> bool {
+    let mut lines = log
+        .lines()
+        .skip_while(|l| !(l.starts_with("Step ") && l.contains(needle)));
+    assert!(
+        lines.next().is_some(),
+        "no step running `{needle}` in:\n{log}"
+    );
+    lines.next() == Some(" ---> Using cache")
+}
+
+#[test]
+#[allow(clippy::print_stderr)] // the build times and the image size, for BENCHMARKS.md
+fn the_image_builds_and_runs_read_only_as_its_user_healthy_and_stops_gracefully() {
+    let (_tmp, dir, dockerfile) = container_project("boxed");
+    // `--locked` needs the lock file a project commits.
+    let lock = run(cargo(&dir).args(["generate-lockfile", "--quiet"]));
+    assert!(lock.status.success(), "{lock:?}");
+    let mut guard = Guard::new(&dockerfile);
+    let cold = guard.build(&dir, &[]);
+    assert!(
+        !step_cached(&cold.log, "cargo build --release"),
+        "{}",
+        cold.log
+    );
+
+    // Read-only, the SQLite file in a volume of its own (anonymous: it
+    // goes with the container), the port published on loopback only.
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8000");
+    let id = guard.run(&[
+        "--read-only",
+        "--volume",
+        "/data",
+        "--publish",
+        &publish,
+        "--health-interval",
+        "1s",
+        &cold.image,
+    ]);
+    let addr = format!("127.0.0.1:{port}");
+    let health = eventually(Duration::from_secs(30), || {
+        get(&addr, "/healthz").ok().filter(|r| r.status == 200)
+    });
+    assert!(
+        health.is_some(),
+        "no 200 from /healthz: {}",
+        docker_ok(&["logs", &id])
+    );
+
+    let status = fs::read_to_string(format!("/proc/{}/status", container_pid(&id))).unwrap();
+    for field in ["Uid:", "Gid:"] {
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        assert_eq!(
+            line.split_whitespace().skip(1).collect::<Vec<_>>(),
+            ["10001"; 4]
+        );
+    }
+    let exec = |script: &str| run(docker().args(["exec", &id, "sh", "-c", script]));
+    let write = exec("touch /app/x");
+    assert!(
+        String::from_utf8_lossy(&write.stderr).contains("Read-only file system"),
+        "{write:?}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&exec("ls /data; ls /app/static").stdout),
+        "db.sqlite3\ncss\nfavicon.svg\n"
+    );
+    // Migrations are in the binary; the container's own command applies them.
+    let migrate = run(docker().args(["exec", &id, "/usr/local/bin/boxed", "migrate"]));
+    assert!(
+        String::from_utf8_lossy(&migrate.stderr).contains("applied 20260101000000_create_notes"),
+        "{migrate:?}"
+    );
+    assert_eq!(get(&addr, "/notes").unwrap().status, 200);
+
+    let healthy = eventually(Duration::from_secs(30), || {
+        let state = docker_ok(&["inspect", "--format", "{{.State.Health.Status}}", &id]);
+        (state == "healthy").then_some(())
+    });
+    assert!(
+        healthy.is_some(),
+        "not healthy: {}",
+        docker_ok(&["inspect", "--format", "{{json .State.Health}}", &id])
+    );
+
+    let started = Instant::now();
+    docker_ok(&["stop", "--time", "10", &id]);
+    let stopped = started.elapsed();
+    assert!(
+        stopped < Duration::from_secs(5),
+        "docker stop took {stopped:?}"
+    );
+    assert_eq!(
+        docker_ok(&["inspect", "--format", "{{.State.ExitCode}}", &id]),
+        "0"
+    );
     let logs = run(docker().args(["logs", &id]));
-    assert_eq!(String::from_utf8_lossy(&logs.stdout), "VERSION_CODENAME=bookworm\n0\n");
+    let logs = String::from_utf8_lossy(&logs.stderr).into_owned();
+    assert!(
+        logs.contains("shutting down: finishing in-flight requests"),
+        "{logs}"
+    );
+
+    // A source change: the dependency layer comes from the cache, the
+    // change is in the new binary.
+    let routes = dir.join("src/routes.rs");
+    let source = fs::read_to_string(&routes).unwrap();
+    fs::write(
+        &routes,
+        source.replace("\"not found\\n\"", "\"nothing here\\n\""),
+    )
+    .unwrap();
+    let warm = guard.build(&dir, &[]);
+    assert!(
+        step_cached(&warm.log, "cargo build --release"),
+        "{}",
+        warm.log
+    );
+    assert!(!step_cached(&warm.log, "RUN touch"), "{}", warm.log);
+    let port = free_port();
+    let env = format!("PORT={port}");
+    let id = guard.run(&[
+        "--read-only",
+        "--tmpfs",
+        "/data:uid=10001,gid=10001",
+        "--network",
+        "host",
+        "--env",
+        &env,
+        &warm.image,
+    ]);
+    let addr = format!("127.0.0.1:{port}");
+    let missing = eventually(Duration::from_secs(30), || get(&addr, "/nope").ok());
+    let missing = missing.unwrap_or_else(|| panic!("no answer: {}", docker_ok(&["logs", &id])));
+    assert_eq!(
+        (missing.status, missing.text()),
+        (404, "nothing here\n".to_owned())
+    );
+
+    let size: u64 = docker_ok(&["image", "inspect", "--format", "{{.Size}}", &warm.image])
+        .parse()
+        .unwrap();
+    eprintln!(
+        "container image: cold build {:.1?}, rebuild after a source change {:.1?}, image {:.1} MB",
+        cold.took,
+        warm.took,
+        size as f64 / 1e6
+    );
 }

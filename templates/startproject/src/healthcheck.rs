@@ -24,7 +24,9 @@ pub fn run() -> Result<(), String> {
     };
     let path = std::env::var("HEALTH_PATH").unwrap_or_else(|_| "/healthz".to_owned());
     if !path.starts_with('/') || path.contains(char::is_whitespace) {
-        return Err(format!("HEALTH_PATH must be a path such as /healthz, not `{path}`"));
+        return Err(format!(
+            "HEALTH_PATH must be a path such as /healthz, not `{path}`"
+        ));
     }
     let deadline = Instant::now() + TIMEOUT;
     let addr = address(&host, port)?;

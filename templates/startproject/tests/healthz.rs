@@ -49,8 +49,8 @@ fn healthcheck(port: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
         cmd.env(key, value);
     }
     let out = cmd.output().expect("run healthcheck");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code(), text)
 }
 
@@ -73,26 +73,39 @@ fn healthcheck_exits_1_with_the_reason_otherwise() {
     let dir = TempDir::new();
     let url = "postgres://nobody:secret@127.0.0.1:1/nothing";
     let server = start(command(&dir, Some(url)));
-    let port = port_of(&server.addr);
+    let port = port_of(&server.addr).to_owned();
+    let port = port.as_str();
     let (code, text) = healthcheck(port, &[]);
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("/healthz answered `HTTP/1.1 503 Service Unavailable`"), "{text}");
+    assert!(
+        text.contains("/healthz answered `HTTP/1.1 503 Service Unavailable`"),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 1, "{text}");
 
     let (code, text) = healthcheck(port, &[("HEALTH_PATH", "/no-such-page")]);
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("/no-such-page answered `HTTP/1.1 404 Not Found`"), "{text}");
+    assert!(
+        text.contains("/no-such-page answered `HTTP/1.1 404 Not Found`"),
+        "{text}"
+    );
 
     drop(server);
     let started = std::time::Instant::now();
     let (code, text) = healthcheck(port, &[]);
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.starts_with("unhealthy: cannot connect to 127.0.0.1:"), "{text}");
+    assert!(
+        text.starts_with("unhealthy: cannot connect to 127.0.0.1:"),
+        "{text}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
 
     let (code, text) = healthcheck("http", &[]);
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("PORT must be a port number, not `http`"), "{text}");
+    assert!(
+        text.contains("PORT must be a port number, not `http`"),
+        "{text}"
+    );
 }
 
 /// A server that accepts and never answers fails the check in about 3 s.

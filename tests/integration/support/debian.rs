@@ -133,4 +133,3 @@ pub fn debootstrap_tree(name: &str, include: &str, prefetch: &[&str]) -> PathBuf
     );
     dir
 }
-

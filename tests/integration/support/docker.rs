@@ -7,10 +7,10 @@
 //! (`debootstrap`, cached in the target directory) piped into
 //! `docker import`: the runtime image is Debian 12 minbase without docs
 //! (like `debian:bookworm-slim`), the builder the same plus gcc, libc6-dev,
-//! ca-certificates, pkg-config and this machine's Rust toolchain, laid out
-//! like the official `rust` image. Each is made once (a file lock serializes
-//! tests and test processes) and kept while its recipe is unchanged, like
-//! the trees.
+//! ca-certificates (with this machine's authorities), pkg-config and this
+//! machine's Rust toolchain, laid out like the official `rust` image. Each
+//! is made once (a file lock serializes tests and test processes) and kept
+//! while its recipe is unchanged, like the trees.
 //!
 //! Builds use the legacy builder (`DOCKER_BUILDKIT=0`, what a Docker 28
 //! client without buildx falls back to) and the host's network, since cargo
@@ -19,7 +19,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,11 @@ use super::deploy::{run, tool};
 const RECIPE_LABEL: &str = "manage.test.recipe";
 /// The builder's packages besides minbase, as in the official image.
 const BUILDER_PACKAGES: &str = "gcc,libc6-dev,ca-certificates,pkg-config";
+/// This machine's certificate authorities, the builder's too: cargo in the
+/// build fetches crates through this network, which may intercept TLS with
+/// an authority of its own (as a company network can: a real build there
+/// needs the same).
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `docker`, once a daemon has answered; a failed test saying how to start
@@ -37,8 +42,11 @@ const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 pub fn docker() -> Command {
     static ANSWERS: OnceLock<Result<String, String>> = OnceLock::new();
     let answer = ANSWERS.get_or_init(|| {
-        let out = run(Command::new(tool("docker", "docker.io"))
-            .args(["version", "--format", "{{.Server.Version}}"]));
+        let out = run(Command::new(tool("docker", "docker.io")).args([
+            "version",
+            "--format",
+            "{{.Server.Version}}",
+        ]));
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
         } else {
@@ -104,13 +112,18 @@ pub fn base_images(dockerfile: &str) -> Vec<String> {
 fn recipe(image: &str) -> (&'static str, PathBuf, String) {
     let repo = image.split(':').next().unwrap_or(image);
     let (kind, tree, toolchain) = match repo.rsplit('/').next().unwrap_or(repo) {
-        "debian" => ("debian", debootstrap_tree("docker-debian", "", &[]), String::new()),
+        "debian" => (
+            "debian",
+            debootstrap_tree("docker-debian", "", &[]),
+            String::new(),
+        ),
         "rust" => {
             let version = run(Command::new("rustc").arg("-vV"));
             let toolchain = format!(
-                "{} {}",
+                "{} {} {}",
                 sysroot().display(),
-                String::from_utf8_lossy(&version.stdout)
+                String::from_utf8_lossy(&version.stdout),
+                std::fs::read_to_string(CA_BUNDLE).unwrap_or_default()
             );
             let tree = debootstrap_tree("docker-rust", BUILDER_PACKAGES, &[]);
             ("rust", tree, toolchain)
@@ -146,7 +159,10 @@ fn base_image(image: &str) -> String {
             for dir in ["doc", "man", "info", "locale"] {
                 tar.arg(format!("--exclude=./usr/share/{dir}/*"));
             }
-            tar.arg("--exclude=./var/lib/apt/lists/*").arg("-C").arg(tree).arg(".");
+            tar.arg("--exclude=./var/lib/apt/lists/*")
+                .arg("-C")
+                .arg(tree)
+                .arg(".");
         }
         _ => {
             let (toolchain, version) = toolchain_name();
@@ -161,10 +177,20 @@ fn base_image(image: &str) -> String {
                     .unwrap();
             }
             let sysroot = sysroot();
-            let relative = sysroot.strip_prefix("/").unwrap().to_string_lossy().into_owned();
-            tar.arg("-C")
+            let relative = sysroot
+                .strip_prefix("/")
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            // Positional: leaves out the tree's bundle, not this machine's
+            // (named without `./`).
+            tar.arg(format!("--exclude=.{CA_BUNDLE}"))
+                .arg("-C")
                 .arg(tree)
                 .arg(".")
+                .arg("-C")
+                .arg("/")
+                .arg(&CA_BUNDLE[1..])
                 .arg("-C")
                 .arg(staging.path())
                 // Not `usr/local`: docker import refuses a path twice.
@@ -330,7 +356,8 @@ impl Drop for Guard {
         for _ in 0..5 {
             let before = left.len();
             left.retain(|id| {
-                let tags = run(docker().args(["image", "inspect", "--format", "{{len .RepoTags}}", id]));
+                let tags =
+                    run(docker().args(["image", "inspect", "--format", "{{len .RepoTags}}", id]));
                 if !tags.status.success() {
                     return false; // gone with a child
                 }
@@ -349,13 +376,4 @@ impl Drop for Guard {
 /// An id without its `sha256:` prefix.
 fn short(id: &str) -> &str {
     id.strip_prefix("sha256:").unwrap_or(id)
-}
-
-/// Captured output of a finished command, as text.
-pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }

@@ -4,8 +4,8 @@
 
 pub mod debian;
 pub mod deploy;
-pub mod docker;
 pub mod devserver;
+pub mod docker;
 pub mod postgres;
 
 use std::io::{BufRead, BufReader, Read, Write};
