@@ -120,7 +120,35 @@ fn step_cached(log: &str, needle: &str) -> bool {
 #[test]
 #[allow(clippy::print_stderr)] // the build times and the image size, for BENCHMARKS.md
 fn the_image_builds_and_runs_read_only_as_its_user_healthy_and_stops_gracefully() {
-    let (_tmp, dir, dockerfile) = container_project("boxed");
+    // As in production: collectstatic's hashed files and manifest, built
+    // into target/ (which .dockerignore otherwise leaves out).
+    let (_tmp, dir) = generate("boxed");
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let manifest = manifest.replace(
+        "# static-build-dir = \"target/staticfiles\"",
+        "static-build-dir = \"target/staticfiles\"",
+    );
+    fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    manage()
+        .current_dir(&dir)
+        .args(["collectstatic", "--quiet"])
+        .assert()
+        .success();
+    manage()
+        .current_dir(&dir)
+        .args(["deploy-config", "--only", "container"])
+        .assert()
+        .success();
+    let dockerfile = fs::read_to_string(dir.join("Dockerfile")).unwrap();
+    for line in [
+        "COPY target/staticfiles /app/static",
+        "    STATIC_MANIFEST=/app/static/staticfiles.json \\",
+    ] {
+        assert!(
+            dockerfile.lines().any(|l| l == line),
+            "no `{line}` in:\n{dockerfile}"
+        );
+    }
     // `--locked` needs the lock file a project commits.
     let lock = run(cargo(&dir).args(["generate-lockfile", "--quiet"]));
     assert!(lock.status.success(), "{lock:?}");
@@ -170,9 +198,15 @@ fn the_image_builds_and_runs_read_only_as_its_user_healthy_and_stops_gracefully(
         String::from_utf8_lossy(&write.stderr).contains("Read-only file system"),
         "{write:?}"
     );
-    assert_eq!(
-        String::from_utf8_lossy(&exec("ls /data; ls /app/static").stdout),
-        "db.sqlite3\ncss\nfavicon.svg\n"
+    let listing = String::from_utf8_lossy(&exec("ls /data; ls /app/static").stdout).into_owned();
+    assert!(listing.starts_with("db.sqlite3\ncss\n"), "{listing}");
+    assert!(listing.contains("\nstaticfiles.json\n"), "{listing}");
+    // The app links the hashed names through the manifest in the image.
+    let home = get(&addr, "/").unwrap().text();
+    assert!(
+        home.contains("href=\"/static/css/site.")
+            && !home.contains("href=\"/static/css/site.css\""),
+        "{home}"
     );
     // Migrations are in the binary; the container's own command applies them.
     let migrate = run(docker().args(["exec", &id, "/usr/local/bin/boxed", "migrate"]));
@@ -255,4 +289,85 @@ fn the_image_builds_and_runs_read_only_as_its_user_healthy_and_stops_gracefully(
         warm.took,
         size as f64 / 1e6
     );
+}
+
+/// A workspace member: the workspace root is the build context, every
+/// member's manifest goes into the dependency layer, and a library member
+/// the app uses is rebuilt from its real source.
+#[test]
+fn a_workspace_member_builds_with_the_workspace_as_its_context() {
+    let (tmp, dir) = generate("member");
+    let root = tmp.path();
+    fs::write(
+        root.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"member\", \"greeting\"]\nresolver = \"2\"\n",
+    )
+    .unwrap();
+    fs::create_dir_all(root.join("greeting/src")).unwrap();
+    fs::write(
+        root.join("greeting/Cargo.toml"),
+        "[package]\nname = \"greeting\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("greeting/src/lib.rs"),
+        "pub const NOT_FOUND: &str = \"not here, says greeting\\n\";\n",
+    )
+    .unwrap();
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let manifest = manifest.replace(
+        "[dependencies]\n",
+        "[dependencies]\ngreeting = { path = \"../greeting\" }\n",
+    );
+    fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    let routes = fs::read_to_string(dir.join("src/routes.rs")).unwrap();
+    let routes = routes.replace("\"not found\\n\"", "greeting::NOT_FOUND");
+    fs::write(dir.join("src/routes.rs"), routes).unwrap();
+    manage()
+        .current_dir(&dir)
+        .args(["deploy-config", "--only", "container"])
+        .assert()
+        .success();
+    let dockerfile = fs::read_to_string(dir.join("Dockerfile")).unwrap();
+    for line in [
+        "COPY member/Cargo.toml member/Cargo.toml",
+        "COPY greeting/Cargo.toml greeting/Cargo.toml",
+        " && : > greeting/src/lib.rs \\",
+        "COPY member/static /app/static",
+    ] {
+        assert!(
+            dockerfile.lines().any(|l| l == line),
+            "no `{line}` in:\n{dockerfile}"
+        );
+    }
+    let ignore = fs::read_to_string(root.join(".dockerignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "member/deploy/"), "{ignore}");
+    run_ok(
+        Command::new(venv_tool("hadolint"))
+            .args(["--failure-threshold", "style", "--no-color"])
+            .arg(dir.join("Dockerfile")),
+    );
+
+    let lock = run(cargo(root).args(["generate-lockfile", "--quiet"]));
+    assert!(lock.status.success(), "{lock:?}");
+    let mut guard = Guard::new(&dockerfile);
+    let dockerfile = dir.join("Dockerfile").display().to_string();
+    let build = guard.build(root, &["--file", &dockerfile]);
+    let port = free_port();
+    let env = format!("PORT={port}");
+    let id = guard.run(&[
+        "--read-only",
+        "--tmpfs",
+        "/data:uid=10001,gid=10001",
+        "--network",
+        "host",
+        "--env",
+        &env,
+        &build.image,
+    ]);
+    let addr = format!("127.0.0.1:{port}");
+    let missing = eventually(Duration::from_secs(30), || get(&addr, "/nope").ok());
+    let missing = missing.unwrap_or_else(|| panic!("no answer: {}", docker_ok(&["logs", &id])));
+    assert_eq!(missing.text(), "not here, says greeting\n");
+    assert_eq!(get(&addr, "/healthz").unwrap().status, 200);
 }
