@@ -160,6 +160,15 @@ fn the_image_builds_and_runs_read_only_as_its_user_healthy_and_stops_gracefully(
         cold.log
     );
 
+    // compose's nginx stage: the same static files where its nginx
+    // configuration looks for them.
+    let web = guard.build(&dir, &["--target", "web"]);
+    let id = guard.run(&["--entrypoint", "ls", &web.image, "/srv/static"]);
+    assert_eq!(docker_ok(&["wait", &id]), "0");
+    let listing = docker_ok(&["logs", &id]);
+    assert!(listing.starts_with("css\n"), "{listing}");
+    assert!(listing.ends_with("\nstaticfiles.json"), "{listing}");
+
     // Read-only, the SQLite file in a volume of its own (anonymous: it
     // goes with the container), the port published on loopback only.
     let port = free_port();
@@ -201,12 +210,20 @@ fn the_image_builds_and_runs_read_only_as_its_user_healthy_and_stops_gracefully(
     let listing = String::from_utf8_lossy(&exec("ls /data; ls /app/static").stdout).into_owned();
     assert!(listing.starts_with("db.sqlite3\ncss\n"), "{listing}");
     assert!(listing.contains("\nstaticfiles.json\n"), "{listing}");
-    // The app links the hashed names through the manifest in the image.
+    // The app links the hashed names through the manifest in the image,
+    // and serves them from STATIC_ROOT (no nginx in front here).
     let home = get(&addr, "/").unwrap().text();
-    assert!(
-        home.contains("href=\"/static/css/site.")
-            && !home.contains("href=\"/static/css/site.css\""),
-        "{home}"
+    let css = home
+        .split("href=\"")
+        .map(|rest| rest.split('"').next().unwrap())
+        .find(|href| href.starts_with("/static/css/site."))
+        .unwrap_or_else(|| panic!("no stylesheet link in:\n{home}"));
+    assert_ne!(css, "/static/css/site.css", "{home}");
+    let sheet = get(&addr, css).unwrap();
+    assert_eq!(sheet.status, 200, "{css}");
+    assert_eq!(
+        sheet.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
     );
     // Migrations are in the binary; the container's own command applies them.
     let migrate = run(docker().args(["exec", &id, "/usr/local/bin/boxed", "migrate"]));

@@ -6,11 +6,12 @@
 //! are built locally under the names the Dockerfile uses, from Debian trees
 //! (`debootstrap`, cached in the target directory) piped into
 //! `docker import`: the runtime image is Debian 12 minbase without docs
-//! (like `debian:bookworm-slim`), the builder the same plus gcc, libc6-dev,
-//! ca-certificates (with this machine's authorities), pkg-config and this
-//! machine's Rust toolchain, laid out like the official `rust` image. Each
-//! is made once (a file lock serializes tests and test processes) and kept
-//! while its recipe is unchanged, like the trees.
+//! (like `debian:bookworm-slim`), nginx's the same with Debian's nginx, the
+//! builder the same plus gcc, libc6-dev, ca-certificates (with this
+//! machine's authorities), pkg-config and this machine's Rust toolchain,
+//! laid out like the official `rust` image. Each is made once (a file lock
+//! serializes tests and test processes) and kept while its recipe is
+//! unchanged, like the trees.
 //!
 //! Builds use the legacy builder (`DOCKER_BUILDKIT=0`, what a Docker 28
 //! client without buildx falls back to) and the host's network, since cargo
@@ -117,6 +118,13 @@ fn recipe(image: &str) -> (&'static str, PathBuf, String) {
             debootstrap_tree("docker-debian", "", &[]),
             String::new(),
         ),
+        // Debian's nginx (1.22) stands in for the official image's: the
+        // tests copy files into it and run nothing in it.
+        "nginx" => (
+            "nginx",
+            debootstrap_tree("docker-nginx", "nginx", &[]),
+            String::new(),
+        ),
         "rust" => {
             let version = run(Command::new("rustc").arg("-vV"));
             let toolchain = format!(
@@ -154,7 +162,10 @@ fn base_image(image: &str) -> String {
     tar.args(["--numeric-owner", "-c"]);
     let mut changes = vec!["CMD [\"bash\"]".to_owned(), format!("ENV PATH={PATH}")];
     match kind {
-        "debian" => {
+        "debian" | "nginx" => {
+            if kind == "nginx" {
+                changes[0] = "CMD [\"nginx\", \"-g\", \"daemon off;\"]".to_owned();
+            }
             // What the slim image leaves out.
             for dir in ["doc", "man", "info", "locale"] {
                 tar.arg(format!("--exclude=./usr/share/{dir}/*"));
