@@ -33,11 +33,30 @@ fn dockerfile_and_dockerignore_pass_hadolint() {
     let ignore = fs::read_to_string(dir.join(".dockerignore")).unwrap();
     insta::assert_snapshot!("container_dockerignore", version(ignore));
     // No finding at any level: info and style count too.
-    run_ok(
-        Command::new(venv_tool("hadolint"))
-            .args(["--failure-threshold", "style", "--no-color"])
-            .arg(dir.join("Dockerfile")),
-    );
+    let hadolint = || {
+        run_ok(
+            Command::new(venv_tool("hadolint"))
+                .args(["--failure-threshold", "style", "--no-color"])
+                .arg(dir.join("Dockerfile")),
+        )
+    };
+    hadolint();
+    // With PostgreSQL, DATABASE_URL comes from where the container runs.
+    manage()
+        .current_dir(&dir)
+        .args([
+            "deploy-config",
+            "--only",
+            "container",
+            "--database",
+            "postgres",
+            "--force",
+        ])
+        .assert()
+        .success();
+    let postgres = fs::read_to_string(dir.join("Dockerfile")).unwrap();
+    assert!(!postgres.contains("DATABASE_URL="), "{postgres}");
+    hadolint();
     // The gate fails on a Dockerfile with findings.
     let bad = dir.join("Bad.Dockerfile");
     fs::write(&bad, "FROM debian:latest\nRUN apt-get install curl\n").unwrap();
