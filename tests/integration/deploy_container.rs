@@ -29,7 +29,7 @@ fn container_project(name: &str) -> (tempfile::TempDir, std::path::PathBuf, Stri
 fn dockerfile_and_dockerignore_pass_hadolint() {
     let (_tmp, dir, dockerfile) = container_project("mysite");
     let version = |text: String| text.replace(env!("CARGO_PKG_VERSION"), "[VERSION]");
-    insta::assert_snapshot!("container_dockerfile", version(dockerfile));
+    insta::assert_snapshot!("container_dockerfile", version(dockerfile.clone()));
     let ignore = fs::read_to_string(dir.join(".dockerignore")).unwrap();
     insta::assert_snapshot!("container_dockerignore", version(ignore));
     // No finding at any level: info and style count too.
@@ -41,6 +41,20 @@ fn dockerfile_and_dockerignore_pass_hadolint() {
         )
     };
     hadolint();
+    // Every stage compose builds is one the Dockerfile has.
+    let compose = fs::read_to_string(dir.join("deploy/container/compose.yaml")).unwrap();
+    let targets: Vec<&str> = compose
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("target: "))
+        .collect();
+    assert_eq!(targets, ["app", "web"], "{compose}");
+    for target in targets {
+        let stage = format!(" AS {target}\n");
+        assert!(
+            dockerfile.contains(&stage),
+            "no stage `{target}`:\n{dockerfile}"
+        );
+    }
     // With PostgreSQL, DATABASE_URL comes from where the container runs.
     manage()
         .current_dir(&dir)
