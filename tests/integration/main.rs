@@ -5,6 +5,7 @@ mod browser;
 mod check;
 mod cli;
 mod collectstatic;
+mod deploy_compose;
 mod deploy_config;
 mod deploy_container;
 mod deploy_database;

@@ -118,12 +118,13 @@ fn recipe(image: &str) -> (&'static str, PathBuf, String) {
             debootstrap_tree("docker-debian", "", &[]),
             String::new(),
         ),
-        // Debian's nginx (1.22) stands in for the official image's: the
-        // tests copy files into it and run nothing in it.
+        // Debian's nginx (1.22) stands in for the official image's, with
+        // its `nginx` user (compose runs it; `docker import` cannot set the
+        // official image's STOPSIGNAL SIGQUIT, so it stops on SIGTERM).
         "nginx" => (
             "nginx",
             debootstrap_tree("docker-nginx", "nginx", &[]),
-            String::new(),
+            "user nginx".to_owned(),
         ),
         "rust" => {
             let version = run(Command::new("rustc").arg("-vV"));
@@ -165,6 +166,28 @@ fn base_image(image: &str) -> String {
         "debian" | "nginx" => {
             if kind == "nginx" {
                 changes[0] = "CMD [\"nginx\", \"-g\", \"daemon off;\"]".to_owned();
+                // The official image's worker user, which the generated
+                // nginx.conf names: the tree's account files plus `nginx`.
+                let etc = staging.path().join("etc");
+                std::fs::create_dir_all(&etc).unwrap();
+                for (file, line) in [
+                    (
+                        "passwd",
+                        "nginx:x:101:101:nginx:/nonexistent:/usr/sbin/nologin\n",
+                    ),
+                    ("group", "nginx:x:101:\n"),
+                ] {
+                    let text = std::fs::read_to_string(tree.join("etc").join(file)).unwrap();
+                    assert!(
+                        !text.contains(":101:"),
+                        "id 101 is taken in the tree's {file}"
+                    );
+                    std::fs::write(etc.join(file), text + line).unwrap();
+                    tar.arg(format!("--exclude=./etc/{file}"));
+                }
+                tar.arg("-C")
+                    .arg(staging.path())
+                    .args(["etc/passwd", "etc/group"]);
             }
             // What the slim image leaves out.
             for dir in ["doc", "man", "info", "locale"] {
@@ -283,6 +306,7 @@ pub struct Guard {
     keep: Vec<String>,
     containers: Vec<String>,
     images: Vec<String>,
+    tags: Vec<String>,
 }
 
 impl Guard {
@@ -292,7 +316,14 @@ impl Guard {
             keep: base_images(dockerfile),
             containers: Vec::new(),
             images: Vec::new(),
+            tags: Vec::new(),
         }
+    }
+
+    /// Tags `image` as `name` (what compose runs), untagged again on drop.
+    pub fn tag(&mut self, image: &str, name: &str) {
+        docker_ok(&["tag", image, name]);
+        self.tags.push(name.to_owned());
     }
 
     /// `docker build --network host` of `context` (its Dockerfile), with
@@ -353,6 +384,9 @@ impl Drop for Guard {
     fn drop(&mut self) {
         for id in self.containers.iter().rev() {
             let _ = run(docker().args(["rm", "--force", "--volumes", id]));
+        }
+        for tag in &self.tags {
+            let _ = run(docker().args(["image", "rm", "--no-prune", tag]));
         }
         // Newest first, and again while that removes some: an image with
         // children (a layer both builds share) goes once they are gone.
