@@ -7,6 +7,7 @@
 //! context is built only when there are none.
 
 mod database;
+mod kubernetes;
 mod layout;
 mod paths;
 mod ports;
@@ -86,7 +87,14 @@ pub fn validate(
         } else {
             &mut unused
         };
-        targets::kubernetes(p, s, name, ports.instances.len() as u64, db.postgres)
+        let inputs = kubernetes::Inputs {
+            name,
+            version: &ws.version,
+            replicas: ports.instances.len() as u64,
+            db: &db,
+            limits: &limits,
+        };
+        kubernetes::kubernetes(p, s, &inputs)
     };
 
     let custom = tls.mode == "custom";
