@@ -279,10 +279,10 @@ fn quantity(p: &mut Problems, setting: &str, value: &str, bounds: Bounds) -> Opt
             format!(
                 "is a Kubernetes quantity, like `{}`{}",
                 bounds.example,
-                if bounds.milli {
-                    ""
-                } else {
+                if unit == "m" && !bounds.milli {
                     " (`m` is thousandths, not mega: use `Mi` or `M`)"
+                } else {
+                    ""
                 }
             ),
         );
