@@ -316,6 +316,10 @@ cpu-request = "0"
 memory-request = "128m"
 memory-limit = "1Ki"
 database-storage = "10GB"
+
+[package.metadata.manage.deploy.container]
+uid = 0
+image = "Registry.example.com/App:latest"
 "#,
     );
     let out = s.scratch.join("out");
@@ -326,7 +330,7 @@ database-storage = "10GB"
         .assert()
         .code(1)
         .stderr(
-            predicate::str::contains("13 invalid deploy settings; nothing was written")
+            predicate::str::contains("15 invalid deploy settings; nothing was written")
                 .and(predicate::str::contains(
                     "`database` = `sqlite`: the `kubernetes` target runs replicas",
                 ))
@@ -363,6 +367,14 @@ database-storage = "10GB"
                 ))
                 .and(predicate::str::contains(
                     "`kubernetes.database-storage` = `10GB`: is a Kubernetes quantity, like `10Gi`\n",
+                ))
+                // The manifests run the container target's image: its
+                // settings are checked with the kubernetes target alone.
+                .and(predicate::str::contains(
+                    "`container.uid` = `0`: the app never runs as root",
+                ))
+                .and(predicate::str::contains(
+                    "`container.image` = `Registry.example.com/App:latest`",
                 )),
         );
     assert!(!out.exists(), "{:?}", tree(&out));

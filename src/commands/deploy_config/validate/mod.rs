@@ -73,8 +73,10 @@ pub fn validate(
     let targets = targets::targets(&mut p, s, implied);
     // A target that is off is not checked: its defaults stand in.
     let mut unused = Problems::default();
+    // The Kubernetes manifests run the container target's image, as its
+    // user and on its port: its settings are checked for either target.
     let container = {
-        let p = if targets.container {
+        let p = if targets.container || targets.kubernetes {
             &mut p
         } else {
             &mut unused
