@@ -18,7 +18,7 @@ use std::process::Command;
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-use crate::support::deploy::{run, run_ok, site, venv_tool, Site};
+use crate::support::deploy::{run, run_ok, site, tool, venv_tool, Site};
 use crate::support::{manage, tree};
 
 /// kubectl (1.21 or later, for kustomize v4's `labels`), or a failed test.
@@ -129,15 +129,17 @@ fn checkov(file: &Path) -> Result<usize, String> {
     }
 }
 
-const BASE: [&str; 8] = [
-    "kustomization",
-    "deployment",
-    "service",
-    "ingress",
-    "pdb",
-    "hpa",
-    "networkpolicy",
-    "postgres",
+const BASE: [&str; 10] = [
+    "kustomization.yaml",
+    "deployment.yaml",
+    "service.yaml",
+    "ingress.yaml",
+    "pdb.yaml",
+    "hpa.yaml",
+    "networkpolicy.yaml",
+    "postgres.yaml",
+    "static.yaml",
+    "static-nginx.conf",
 ];
 
 #[test]
@@ -151,7 +153,7 @@ fn every_manifest_is_snapshotted() {
         .collect();
     let mut expected: Vec<String> = BASE
         .iter()
-        .map(|f| format!("kubernetes/base/{f}.yaml"))
+        .map(|f| format!("kubernetes/base/{f}"))
         .chain(["production", "staging"].iter().flat_map(|env| {
             ["kustomization", "namespace"].map(|f| format!("kubernetes/overlays/{env}/{f}.yaml"))
         }))
@@ -165,9 +167,10 @@ fn every_manifest_is_snapshotted() {
         )
     };
     for file in BASE {
+        let stem = file.split('.').next().unwrap().replace('-', "_");
         insta::assert_snapshot!(
-            format!("kubernetes_base_{file}"),
-            read(&format!("kubernetes/base/{file}.yaml"))
+            format!("kubernetes_base_{stem}"),
+            read(&format!("kubernetes/base/{file}"))
         );
     }
     for env in ["staging", "production"] {
@@ -201,6 +204,11 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
                 "/etc/ssl/kubeok.key",
             ]);
         }
+        // Last, a project without static files: no nginx for them.
+        let statics = tls != "off";
+        if !statics {
+            fs::remove_dir_all(s.project.join("static")).unwrap();
+        }
         generate(&s, &out, &args);
         run_ok(
             Command::new(&yamllint)
@@ -211,6 +219,18 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
                 ])
                 .arg(out.join("kubernetes")),
         );
+        // The static files' nginx, as nginx and gixy see it.
+        let conf = out.join("kubernetes/base/static-nginx.conf");
+        assert_eq!(conf.exists(), statics);
+        if statics {
+            let nginx = tool("nginx", "nginx");
+            run_ok(
+                Command::new(nginx)
+                    .args(["-t", "-e", "stderr", "-c"])
+                    .arg(&conf),
+            );
+            run_ok(Command::new(venv_tool("gixy")).arg(&conf));
+        }
         for env in ["staging", "production"] {
             let file = render(&out, env);
             let text = fs::read_to_string(&file).unwrap();
@@ -219,6 +239,7 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
                 "{text}"
             );
             assert!(text.contains("image: kubeok:0.1.0\n"), "{text}");
+            assert_eq!(text.contains("path: /static/\n"), statics, "{text}");
             assert_eq!(
                 text.contains("cert-manager.io/cluster-issuer: letsencrypt"),
                 tls == "letsencrypt"
@@ -231,9 +252,10 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
             }
             let validated = started.elapsed();
             let skipped = checkov(&file).unwrap_or_else(|e| panic!("checkov, {tls}/{env}:\n{e}"));
-            // CKV_K8S_11 twice, CKV_K8S_43 twice, CKV_K8S_40 (the
-            // annotations in deployment.yaml and postgres.yaml say why).
-            assert_eq!(skipped, 5, "{tls}/{env}");
+            // CKV_K8S_11 and CKV_K8S_43 for the app, the static files and
+            // PostgreSQL, and CKV_K8S_40 for PostgreSQL: the templates say
+            // why, beside the annotations that skip them.
+            assert_eq!(skipped, if statics { 7 } else { 5 }, "{tls}/{env}");
             timings.push(format!(
                 "{tls}/{env}: kubernetes-validate {oldest} + {newest} {validated:.1?}, with checkov {:.1?}",
                 started.elapsed()
