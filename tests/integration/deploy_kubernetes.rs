@@ -142,9 +142,24 @@ const BASE: [&str; 10] = [
     "static-nginx.conf",
 ];
 
+/// Turns on the commented-out `rate-limit-paths` example of Cargo.toml,
+/// with `path` for its path.
+fn limit_path(project: &Path, path: &str) {
+    let manifest = project.join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let example = r#"# rate-limit-paths = { "/login" = "#;
+    assert!(
+        text.contains(example),
+        "no rate-limit-paths example in Cargo.toml"
+    );
+    let on = format!(r#"rate-limit-paths = {{ "{path}" = "#);
+    fs::write(manifest, text.replace(example, &on)).unwrap();
+}
+
 #[test]
 fn every_manifest_is_snapshotted() {
     let s = site("kubesite");
+    limit_path(&s.project, "/login");
     let out = s.scratch.join("out");
     generate(&s, &out, &[]);
     let k8s: Vec<String> = tree(&out)
@@ -190,6 +205,7 @@ fn every_manifest_is_snapshotted() {
 #[allow(clippy::print_stderr)]
 fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
     let s = site("kubeok");
+    limit_path(&s.project, "/login");
     let (oldest, newest) = kubernetes_versions();
     let yamllint = venv_tool("yamllint");
     let mut timings = Vec::new();
@@ -240,6 +256,10 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
             );
             assert!(text.contains("image: kubeok:0.1.0\n"), "{text}");
             assert_eq!(text.contains("path: /static/\n"), statics, "{text}");
+            assert!(
+                text.contains("nginx.ingress.kubernetes.io/limit-rpm: \"10\"\n"),
+                "{text}"
+            );
             assert_eq!(
                 text.contains("cert-manager.io/cluster-issuer: letsencrypt"),
                 tls == "letsencrypt"
@@ -326,6 +346,18 @@ fn kubernetes_table(project: &Path, table: &str) {
 #[test]
 fn bad_kubernetes_settings_are_refused_and_nothing_is_written() {
     let s = site("kubebadset");
+    // Paths ingress-nginx refuses in a Prefix Ingress path (a `.`).
+    limit_path(&s.project, "/login.php");
+    let manifest = s.project.join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(
+        &manifest,
+        text.replace(
+            r#"static-url = "/static/""#,
+            r#"static-url = "/static.v2/""#,
+        ),
+    )
+    .unwrap();
     kubernetes_table(
         &s.project,
         r#"namespace = "prod\nkind: ClusterRole"
@@ -352,7 +384,7 @@ image = "Registry.example.com/App:latest"
         .assert()
         .code(1)
         .stderr(
-            predicate::str::contains("15 invalid deploy settings; nothing was written")
+            predicate::str::contains("17 invalid deploy settings; nothing was written")
                 .and(predicate::str::contains(
                     "`database` = `sqlite`: the `kubernetes` target runs replicas",
                 ))
@@ -397,6 +429,12 @@ image = "Registry.example.com/App:latest"
                 ))
                 .and(predicate::str::contains(
                     "`container.image` = `Registry.example.com/App:latest`",
+                ))
+                .and(predicate::str::contains(
+                    "`static-url` = `/static.v2/`: `.` cannot be in an Ingress path",
+                ))
+                .and(predicate::str::contains(
+                    "`rate-limit-paths.\"/login.php\"` = `/login.php`: `.` cannot be",
                 )),
         );
     assert!(!out.exists(), "{:?}", tree(&out));

@@ -146,6 +146,18 @@ pub struct Kubernetes {
     pub limit_annotation: &'static str,
     pub limit_rate: u64,
     pub limit_burst_multiplier: u64,
+    /// `rate-limit-paths`, each an Ingress of its own with its limit.
+    pub path_limits: Vec<IngressLimit>,
+}
+
+/// A rate limit in ingress-nginx's terms, for one path.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngressLimit {
+    pub path: String,
+    /// `limit-rps` or `limit-rpm`.
+    pub annotation: &'static str,
+    pub rate: u64,
+    pub burst_multiplier: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

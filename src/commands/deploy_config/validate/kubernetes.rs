@@ -9,7 +9,7 @@
 //! rather than to YAML's quoting rules.
 
 use super::super::checks::*;
-use super::super::context::{Db, Kubernetes};
+use super::super::context::{Db, IngressLimit, Kubernetes, PathLimit};
 use super::super::settings::Settings;
 use super::web::Limits;
 
@@ -22,6 +22,9 @@ pub struct Inputs<'a> {
     pub replicas: u64,
     pub db: &'a Db,
     pub limits: &'a Limits,
+    pub path_limits: &'a [PathLimit],
+    /// `static-url`, when the image has static files to serve there.
+    pub static_url: Option<&'a str>,
 }
 
 /// `APP-postgres-0` and the StatefulSet's `controller-revision-hash`
@@ -91,11 +94,28 @@ pub fn kubernetes(p: &mut Problems, s: &Settings, i: &Inputs) -> Kubernetes {
         }
     }
     let image_tag = image_tag(p, i.version);
-    let (limit_annotation, limit_rate) = match i.limits.rate_limit.split_once("r/") {
-        Some((n, "m")) => ("limit-rpm", n.parse().unwrap_or(0)),
-        Some((n, _)) => ("limit-rps", n.parse().unwrap_or(0)),
-        None => ("limit-rps", 0),
-    };
+    if let Some(url) = i.static_url {
+        ingress_path(p, "static-url", url);
+    }
+    let path_limits = i
+        .path_limits
+        .iter()
+        .filter(|l| {
+            let key = format!("rate-limit-paths.\"{}\"", l.path);
+            ingress_path(p, &key, &l.path)
+        })
+        .map(|l| {
+            let (annotation, rate, burst_multiplier) = rate(&l.rate, l.burst);
+            IngressLimit {
+                path: l.path.clone(),
+                annotation,
+                rate,
+                burst_multiplier,
+            }
+        })
+        .collect();
+    let (limit_annotation, limit_rate, limit_burst_multiplier) =
+        rate(&i.limits.rate_limit, i.limits.rate_limit_burst);
     let db = i.db;
     Kubernetes {
         database_url: format!(
@@ -120,8 +140,42 @@ pub fn kubernetes(p: &mut Problems, s: &Settings, i: &Inputs) -> Kubernetes {
         proxy_read_seconds: seconds(&i.limits.proxy_read_timeout),
         limit_annotation,
         limit_rate,
-        // ingress-nginx allows `burst = rate × multiplier` beyond the rate.
-        limit_burst_multiplier: i.limits.rate_limit_burst.div_ceil(limit_rate.max(1)).max(1),
+        limit_burst_multiplier,
+        path_limits,
+    }
+}
+
+/// An nginx rate (`30r/s`, `10r/m`; validated) and burst as ingress-nginx
+/// has them: the annotation, the rate, and the burst as a multiple of the
+/// rate (ingress-nginx allows `rate × multiplier` beyond the rate).
+fn rate(rate: &str, burst: u64) -> (&'static str, u64, u64) {
+    let (annotation, n) = match rate.split_once("r/") {
+        Some((n, "m")) => ("limit-rpm", n.parse().unwrap_or(0)),
+        Some((n, _)) => ("limit-rps", n.parse().unwrap_or(0)),
+        None => ("limit-rps", 0),
+    };
+    (annotation, n, burst.div_ceil(n.max(1)).max(1))
+}
+
+/// A path an Ingress can route with `pathType: Prefix`: ingress-nginx
+/// (its `strict-validate-path-type`, on by default) refuses any character
+/// but letters, digits, `_`, `-` and `/` there, a `.` included.
+fn ingress_path(p: &mut Problems, setting: &str, path: &str) -> bool {
+    match first_not(path, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/')
+    }) {
+        Some(c) => {
+            p.add(
+                setting,
+                path,
+                format!(
+                    "{} cannot be in an Ingress path for ingress-nginx (letters, digits, `_`, `-`, `/`); choose another path or leave out the `kubernetes` target",
+                    describe(c)
+                ),
+            );
+            false
+        }
+        None => true,
     }
 }
 

@@ -39,6 +39,8 @@ fn check(name: &str, version: &str, k: Raw, postgres: bool) -> (Kubernetes, Vec<
         replicas: 2,
         db: &db,
         limits: &limits,
+        path_limits: &[],
+        static_url: None,
     };
     let k = kubernetes(&mut p, &s, &inputs);
     (k, p.0)
@@ -168,6 +170,8 @@ fn times_and_rates_become_ingress_nginx_numbers() {
         replicas: 2,
         db: &db,
         limits: &limits,
+        path_limits: &[],
+        static_url: None,
     };
     let k = kubernetes(&mut Problems::default(), &s, &inputs);
     assert_eq!(
