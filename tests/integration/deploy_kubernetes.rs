@@ -18,7 +18,7 @@ use std::process::Command;
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-use crate::support::deploy::{run, run_ok, site, tool, venv_tool, Site};
+use crate::support::deploy::{run, run_ok, site, venv_tool, Site};
 use crate::support::{manage, tree};
 
 /// kubectl (1.21 or later, for kustomize v4's `labels`), or a failed test.
@@ -129,7 +129,7 @@ fn checkov(file: &Path) -> Result<usize, String> {
     }
 }
 
-const BASE: [&str; 10] = [
+const BASE: [&str; 8] = [
     "kustomization.yaml",
     "deployment.yaml",
     "service.yaml",
@@ -138,8 +138,6 @@ const BASE: [&str; 10] = [
     "hpa.yaml",
     "networkpolicy.yaml",
     "postgres.yaml",
-    "static.yaml",
-    "static-nginx.conf",
 ];
 
 /// Turns on the commented-out `rate-limit-paths` example of Cargo.toml,
@@ -220,7 +218,7 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
                 "/etc/ssl/kubeok.key",
             ]);
         }
-        // Last, a project without static files: no nginx for them.
+        // Last, a project without static files: no STATIC_ROOT.
         let statics = tls != "off";
         if !statics {
             fs::remove_dir_all(s.project.join("static")).unwrap();
@@ -235,18 +233,6 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
                 ])
                 .arg(out.join("kubernetes")),
         );
-        // The static files' nginx, as nginx and gixy see it.
-        let conf = out.join("kubernetes/base/static-nginx.conf");
-        assert_eq!(conf.exists(), statics);
-        if statics {
-            let nginx = tool("nginx", "nginx");
-            run_ok(
-                Command::new(nginx)
-                    .args(["-t", "-e", "stderr", "-c"])
-                    .arg(&conf),
-            );
-            run_ok(Command::new(venv_tool("gixy")).arg(&conf));
-        }
         for env in ["staging", "production"] {
             let file = render(&out, env);
             let text = fs::read_to_string(&file).unwrap();
@@ -255,7 +241,11 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
                 "{text}"
             );
             assert!(text.contains("image: kubeok:0.1.0\n"), "{text}");
-            assert_eq!(text.contains("path: /static/\n"), statics, "{text}");
+            assert_eq!(
+                text.contains("STATIC_ROOT: /app/static\n"),
+                statics,
+                "{text}"
+            );
             assert!(
                 text.contains("nginx.ingress.kubernetes.io/limit-rpm: \"10\"\n"),
                 "{text}"
@@ -272,10 +262,10 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
             }
             let validated = started.elapsed();
             let skipped = checkov(&file).unwrap_or_else(|e| panic!("checkov, {tls}/{env}:\n{e}"));
-            // CKV_K8S_11 and CKV_K8S_43 for the app, the static files and
-            // PostgreSQL, and CKV_K8S_40 for PostgreSQL: the templates say
-            // why, beside the annotations that skip them.
-            assert_eq!(skipped, if statics { 7 } else { 5 }, "{tls}/{env}");
+            // CKV_K8S_11 and CKV_K8S_43 for the app and PostgreSQL, and
+            // CKV_K8S_40 for PostgreSQL: the templates say why, beside the
+            // annotations that skip them.
+            assert_eq!(skipped, 5, "{tls}/{env}");
             timings.push(format!(
                 "{tls}/{env}: kubernetes-validate {oldest} + {newest} {validated:.1?}, with checkov {:.1?}",
                 started.elapsed()
@@ -346,18 +336,8 @@ fn kubernetes_table(project: &Path, table: &str) {
 #[test]
 fn bad_kubernetes_settings_are_refused_and_nothing_is_written() {
     let s = site("kubebadset");
-    // Paths ingress-nginx refuses in a Prefix Ingress path (a `.`).
+    // A path ingress-nginx refuses in a Prefix Ingress path (a `.`).
     limit_path(&s.project, "/login.php");
-    let manifest = s.project.join("Cargo.toml");
-    let text = fs::read_to_string(&manifest).unwrap();
-    fs::write(
-        &manifest,
-        text.replace(
-            r#"static-url = "/static/""#,
-            r#"static-url = "/static.v2/""#,
-        ),
-    )
-    .unwrap();
     kubernetes_table(
         &s.project,
         r#"namespace = "prod\nkind: ClusterRole"
@@ -384,7 +364,7 @@ image = "Registry.example.com/App:latest"
         .assert()
         .code(1)
         .stderr(
-            predicate::str::contains("17 invalid deploy settings; nothing was written")
+            predicate::str::contains("16 invalid deploy settings; nothing was written")
                 .and(predicate::str::contains(
                     "`database` = `sqlite`: the `kubernetes` target runs replicas",
                 ))
@@ -429,9 +409,6 @@ image = "Registry.example.com/App:latest"
                 ))
                 .and(predicate::str::contains(
                     "`container.image` = `Registry.example.com/App:latest`",
-                ))
-                .and(predicate::str::contains(
-                    "`static-url` = `/static.v2/`: `.` cannot be in an Ingress path",
                 ))
                 .and(predicate::str::contains(
                     "`rate-limit-paths.\"/login.php\"` = `/login.php`: `.` cannot be",

@@ -1,8 +1,8 @@
 //! The Kubernetes target: a kustomize base (the app's Deployment, Service,
 //! Ingress, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicies,
-//! ConfigMap and PostgreSQL; the migrations run in an init container;
-//! nginx for the static files) and an overlay for each environment (its
-//! namespace and image tag).
+//! ConfigMap and PostgreSQL; the migrations run in an init container) and
+//! an overlay for each environment (its namespace and image tag). The app
+//! serves its static files itself (`STATIC_ROOT`).
 
 use super::{Component, Planned, Root, View};
 use crate::commands::deploy_config::context::Context;
@@ -24,15 +24,6 @@ const BASE: &[(&str, &str)] = &[
         "networkpolicy.yaml",
     ),
     ("kubernetes/base/postgres.yaml.jinja", "postgres.yaml"),
-];
-
-/// The static files' pods and their nginx configuration.
-const STATIC: &[(&str, &str)] = &[
-    ("kubernetes/base/static.yaml.jinja", "static.yaml"),
-    (
-        "kubernetes/base/static-nginx.conf.jinja",
-        "static-nginx.conf",
-    ),
 ];
 
 /// Each environment's overlay, under `kubernetes/overlays/ENV/`: the
@@ -58,12 +49,6 @@ pub fn plan(ctx: &Context, files: &mut Vec<Planned>) {
     };
     for (template, file) in BASE {
         add(template, format!("base/{file}"), View::Machine(0));
-    }
-    // nginx for the static files, when the image carries any.
-    if !ctx.container.static_source.is_empty() {
-        for (template, file) in STATIC {
-            add(template, format!("base/{file}"), View::Machine(0));
-        }
     }
     for (i, env) in ctx.kubernetes.environments.iter().enumerate() {
         for (template, file) in OVERLAY {

@@ -23,8 +23,6 @@ pub struct Inputs<'a> {
     pub db: &'a Db,
     pub limits: &'a Limits,
     pub path_limits: &'a [PathLimit],
-    /// `static-url`, when the image has static files to serve there.
-    pub static_url: Option<&'a str>,
 }
 
 /// `APP-postgres-0` and the StatefulSet's `controller-revision-hash`
@@ -94,9 +92,6 @@ pub fn kubernetes(p: &mut Problems, s: &Settings, i: &Inputs) -> Kubernetes {
         }
     }
     let image_tag = image_tag(p, i.version);
-    if let Some(url) = i.static_url {
-        ingress_path(p, "static-url", url);
-    }
     let path_limits = i
         .path_limits
         .iter()

@@ -96,10 +96,6 @@ pub fn validate(
             db: &db,
             limits: &limits,
             path_limits: &path_limits,
-            static_url: ws
-                .static_source
-                .is_some()
-                .then_some(paths.static_url.as_str()),
         };
         kubernetes::kubernetes(p, s, &inputs)
     };

@@ -40,7 +40,6 @@ fn check(name: &str, version: &str, k: Raw, postgres: bool) -> (Kubernetes, Vec<
         db: &db,
         limits: &limits,
         path_limits: &[],
-        static_url: None,
     };
     let k = kubernetes(&mut p, &s, &inputs);
     (k, p.0)
@@ -171,7 +170,6 @@ fn times_and_rates_become_ingress_nginx_numbers() {
         db: &db,
         limits: &limits,
         path_limits: &[],
-        static_url: None,
     };
     let k = kubernetes(&mut Problems::default(), &s, &inputs);
     assert_eq!(
