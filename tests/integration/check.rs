@@ -244,6 +244,14 @@ fn check_each_finding_has_a_project_that_triggers_it() {
             fs::write(d.join("static/css/site.css"), "body { color: red }\n").unwrap();
             Vec::new()
         }),
+        ("a migration not applied", &["manage.W010"], |d| {
+            manage_in(d).arg("migrate").assert().success();
+            manage_in(d)
+                .args(["makemigrations", "add_tags"])
+                .assert()
+                .success();
+            Vec::new()
+        }),
         ("no deploy dir", &["manage.I001"], |d| {
             fs::remove_dir_all(d.join("deploy")).unwrap();
             Vec::new()

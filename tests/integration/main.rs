@@ -13,6 +13,7 @@ mod deploy_kubernetes;
 mod deploy_live;
 mod deploy_ops;
 mod deploy_systemd;
+mod deploy_targets;
 mod devproxy;
 mod hardening;
 mod migrate;

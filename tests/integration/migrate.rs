@@ -268,3 +268,39 @@ fn an_unreachable_database_is_a_clear_error() {
         .and(predicate::str::contains("help: start PostgreSQL")),
     );
 }
+
+/// A PostgreSQL that takes TLS connections only (as the db machine's
+/// `hostssl` lines do): `sslmode=require` and `verify-ca` with the CA get
+/// through, a plain connection is refused.
+#[test]
+fn postgres_that_takes_tls_only_is_migrated_over_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = crate::support::deploy::Certs::make(&tmp.path().join("certs"));
+    let pg = Postgres::start_in(
+        Vec::new(),
+        "127.0.0.1",
+        crate::support::free_port(),
+        "ssl = on\n",
+        Some("hostssl all all 127.0.0.1/32 scram-sha-256\n"),
+        Some((&certs.chain, &certs.key)),
+    );
+    let url = pg.create_app_database("plain", "app-secret");
+    let (_tmp, dir) = plain_project("");
+    let migrate = |query: &str| {
+        manage()
+            .current_dir(&dir)
+            .env("DATABASE_URL", format!("{url}?{query}"))
+            .arg("migrate")
+            .assert()
+    };
+    migrate("sslmode=disable")
+        .failure()
+        .stderr(predicate::str::contains("no encryption").or(predicate::str::contains("pg_hba")));
+    migrate("sslmode=require")
+        .success()
+        .stderr(predicate::str::contains("Applied 1_create_items"));
+    let ca = certs.ca.display().to_string();
+    migrate(&format!("sslmode=verify-ca&sslrootcert={ca}"))
+        .success()
+        .stderr(predicate::str::contains("no migrations to apply"));
+}

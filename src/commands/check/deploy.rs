@@ -3,9 +3,8 @@
 //! `check --deploy`, for nginx + systemd).
 //!
 //! Extension point: checks that need other parts of the project add a
-//! function to [`checks`]. `migrations_pending` is the slot kept for the
-//! database work (migrations not applied, id `manage.W010`); it finds
-//! nothing until that lands.
+//! function to [`checks`]; `migrations_pending` (W010) asks the database
+//! `manage migrate` would use.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -13,6 +12,7 @@ use std::path::Path;
 use super::message::Message;
 use crate::commands::collectstatic::{self, Freshness};
 use crate::commands::deploy_config::{Context, Review};
+use crate::database;
 use crate::project::Project;
 use crate::settings::Settings;
 
@@ -35,7 +35,7 @@ pub fn checks(project: &Project, settings: &Settings, review: &Review, out: &mut
     }
     on_disk(review, out);
     statics(project, settings, out);
-    migrations_pending(project, out);
+    migrations_pending(project, settings, out);
 }
 
 fn tls(ctx: &Context, out: &mut Vec<Message>) {
@@ -270,6 +270,52 @@ fn statics(project: &Project, settings: &Settings, out: &mut Vec<Message>) {
     }
 }
 
-/// W010, reserved: migrations not applied. The database work (in progress
-/// in parallel with #13) fills this in; until then it finds nothing.
-fn migrations_pending(_project: &Project, _out: &mut Vec<Message>) {}
+/// W010: migrations in the migrations directory that the database
+/// `manage migrate` would use (`DATABASE_URL`, `.env`, `database-url`,
+/// else SQLite) has not applied. A database that is not there, or does not
+/// answer, says nothing: this check is about work left undone, and the
+/// deploy's own `migrate` step reports a database it cannot reach.
+fn migrations_pending(project: &Project, settings: &Settings, out: &mut Vec<Message>) {
+    let Ok(target) = database::Target::resolve(None, None, settings, project.package_dir()) else {
+        return;
+    };
+    if !target.migrations_dir.is_dir() {
+        return;
+    }
+    let status = async {
+        let migrations = database::Migrations::load(&target.migrations_dir)
+            .await
+            .ok()?;
+        let mut conn = database::connect(&target.db, false).await.ok()??;
+        let entries = migrations.status(Some(&mut conn)).await.ok();
+        conn.close().await;
+        entries
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let Some(entries) = runtime.block_on(status) else {
+        return;
+    };
+    let pending: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.state == database::State::Pending)
+        .map(|e| e.name.as_str())
+        .collect();
+    if let Some(first) = pending.first() {
+        out.push(Message::new(
+            "manage.W010",
+            format!(
+                "{} migration{} not applied to `{}` (first: {first})",
+                pending.len(),
+                if pending.len() == 1 { "" } else { "s" },
+                target.db.redacted()
+            ),
+            "the code expects a schema this database does not have yet",
+            "run `manage migrate`; in production the deploy runs the binary's `migrate` before the instances start",
+        ));
+    }
+}

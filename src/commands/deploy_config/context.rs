@@ -202,6 +202,10 @@ pub struct Nginx {
     pub listen_https: Vec<String>,
     /// `:8443` when HTTPS is not on 443, for redirects.
     pub https_port_suffix: String,
+    /// Rendered for compose's nginx container: logs to its output.
+    pub in_container: bool,
+    /// `server NAME resolve` in the upstream (nginx >= 1.27.3, containers).
+    pub upstream_resolve: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -296,7 +300,11 @@ impl Context {
         n.conf_dir = "/etc/nginx".into();
         n.pid = "/tmp/nginx.pid".into();
         n.log_dir = "/var/log/nginx".into();
-        n.temp_dir = Some("/tmp/nginx".into());
+        // /tmp is a tmpfs; nginx creates its temporary directories there.
+        n.temp_dir = Some("/tmp".into());
+        // Not in the official images.
+        n.brotli = false;
+        n.in_container = true;
         n.http_port = 80;
         n.https_port = 443;
         // Docker gives containers IPv4 only unless told otherwise.
@@ -306,12 +314,13 @@ impl Context {
             n.version = format!("{}.{}.{}", version.0, version.1, version.2);
             n.http2_directive = version >= (1, 25, 1);
             n.session_tickets_off = version < (1, 23, 2);
+            n.upstream_resolve = version >= (1, 27, 3);
         }
         c
     }
 }
 
-/// `1.27` of `nginx:1.27-bookworm` (as 1.27.0), when the tag starts with a
+/// `1.28` of `nginx:1.28-bookworm` (as 1.28.0), when the tag starts with a
 /// version.
 fn image_version(image: &str) -> Option<(u32, u32, u32)> {
     let tag = image.split('@').next()?.rsplit_once(':')?.1;

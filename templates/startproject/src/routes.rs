@@ -17,6 +17,12 @@ const MAX_FORM: usize = 16 * 1024;
 
 pub async fn route(req: Request<Incoming>, db: &Db) -> Response<Full<Bytes>> {
     let readable = matches!(*req.method(), Method::GET | Method::HEAD);
+    // Static files, when no nginx serves them (STATIC_ROOT is set).
+    if readable {
+        if let Some(response) = crate::static_files::serve(req.uri().path()).await {
+            return response;
+        }
+    }
     match (req.uri().path(), req.method()) {
         ("/", _) if readable => {
             // Static links resolved once (hashed names in production).

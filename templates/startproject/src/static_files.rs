@@ -7,6 +7,11 @@
 //! `STATIC_MANIFEST` at that file and sets `STATIC_URL`. Without a manifest
 //! (`manage runserver`, `cargo run`) names stay plain, and the development
 //! server serves `static/` as it is.
+//!
+//! Where no nginx stands in front (Kubernetes behind an ingress), the app
+//! serves the files itself: with `STATIC_ROOT` set (the container image
+//! sets it), GET and HEAD under `STATIC_URL` read from that directory,
+//! hashed names cached for a year.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -60,9 +65,89 @@ pub fn resolve(html: &str) -> String {
             break;
         };
         out.push_str(&rest[..start]);
-        out.push_str(&static_url(&rest[start + OPEN.len()..start + OPEN.len() + len]));
+        out.push_str(&static_url(
+            &rest[start + OPEN.len()..start + OPEN.len() + len],
+        ));
         rest = &rest[start + OPEN.len() + len + CLOSE.len()..];
     }
     out.push_str(rest);
     out
+}
+
+/// The largest file [`serve`] reads into memory.
+const MAX_FILE: u64 = 32 * 1024 * 1024;
+
+/// The response for `path` when it is under `STATIC_URL` and `STATIC_ROOT`
+/// is set; `None` for every other path. Only plain names below the root are
+/// served: no `..`, no dot files, no percent-encoding, regular files only.
+pub async fn serve(
+    path: &str,
+) -> Option<hyper::Response<http_body_util::Full<hyper::body::Bytes>>> {
+    use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+    static ROOT: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+    let root = ROOT
+        .get_or_init(|| std::env::var_os("STATIC_ROOT").map(std::path::PathBuf::from))
+        .as_ref()?;
+    let statics = statics();
+    let name = path.strip_prefix(statics.url.as_str())?;
+    let plain = |segment: &str| {
+        !segment.is_empty() && !segment.starts_with('.') && !segment.contains(['%', '\\', '\0'])
+    };
+    let not_found = || {
+        let mut response = hyper::Response::new(http_body_util::Full::new("not found\n".into()));
+        *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+        response
+    };
+    if !name.split('/').all(plain) {
+        return Some(not_found());
+    }
+    let file = root.join(name);
+    let readable = match tokio::fs::metadata(&file).await {
+        Ok(meta) => meta.is_file() && meta.len() <= MAX_FILE,
+        Err(_) => false,
+    };
+    let Ok(body) = (if readable {
+        tokio::fs::read(&file).await
+    } else {
+        Err(std::io::ErrorKind::NotFound.into())
+    }) else {
+        return Some(not_found());
+    };
+    let mut response = hyper::Response::new(http_body_util::Full::new(body.into()));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(name)));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // A hashed name never changes its content.
+    let hashed = statics.hashed.values().any(|h| h == name);
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static(if hashed {
+            "public, max-age=31536000, immutable"
+        } else {
+            "public, max-age=3600"
+        }),
+    );
+    Some(response)
+}
+
+fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map_or("", |(_, ext)| ext);
+    match ext.to_ascii_lowercase().as_str() {
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" | "map" => "application/json",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "txt" => "text/plain; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "ico" => "image/x-icon",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "wasm" => "application/wasm",
+        _ => "application/octet-stream",
+    }
 }

@@ -176,6 +176,18 @@ pub struct Overrides {
     /// The app's container image, without a tag [default: the package name]
     #[arg(long, value_name = "NAME")]
     pub image: Option<String>,
+    /// The Dockerfile's build stage, pinned [default: rust:1.95-slim-bookworm]
+    #[arg(long, value_name = "IMAGE")]
+    pub builder_image: Option<String>,
+    /// The Dockerfile's runtime stage, pinned [default: debian:bookworm-slim]
+    #[arg(long, value_name = "IMAGE")]
+    pub runtime_image: Option<String>,
+    /// nginx's image in compose, pinned; its tag's version picks nginx's syntax [default: nginx:1.28-bookworm]
+    #[arg(long, value_name = "IMAGE")]
+    pub nginx_image: Option<String>,
+    /// PostgreSQL's image in compose and Kubernetes, pinned [default: postgres:15-bookworm]
+    #[arg(long, value_name = "IMAGE")]
+    pub postgres_image: Option<String>,
     /// Names nginx answers to (repeat or separate with commas)
     #[arg(long = "domain", value_name = "NAME", value_delimiter = ',')]
     pub domains: Vec<String>,
@@ -325,6 +337,17 @@ impl Settings {
         }
         if o.image.is_some() {
             self.container.image = o.image;
+        }
+        let c = &mut self.container;
+        for (flag, setting) in [
+            (o.builder_image, &mut c.builder_image),
+            (o.runtime_image, &mut c.runtime_image),
+            (o.nginx_image, &mut c.nginx_image),
+            (o.postgres_image, &mut c.postgres_image),
+        ] {
+            if let Some(value) = flag {
+                *setting = value;
+            }
         }
         if !o.admin_networks.is_empty() {
             self.admin_networks = o.admin_networks;

@@ -30,7 +30,7 @@ impl Default for Container {
             image: None,
             builder_image: "rust:1.95-slim-bookworm".into(),
             runtime_image: "debian:bookworm-slim".into(),
-            nginx_image: "nginx:1.27-bookworm".into(),
+            nginx_image: "nginx:1.28-bookworm".into(),
             postgres_image: "postgres:15-bookworm".into(),
             uid: 10001,
             port: 8000,

@@ -275,6 +275,8 @@ pub fn nginx(p: &mut Problems, s: &Settings, ports: &Ports, domains: &[String]) 
         } else {
             format!(":{https_port}")
         },
+        in_container: false,
+        upstream_resolve: false,
     }
 }
 
