@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod collectstatic;
 mod deploy_config;
+mod deploy_container;
 mod deploy_database;
 mod deploy_generated;
 mod deploy_hardening;

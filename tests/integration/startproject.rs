@@ -419,11 +419,31 @@ fn generated_project_builds_serves_and_stops_gracefully() {
     assert_eq!(get(&addr, "/nope").unwrap().status, 404);
     server.wait_for_line("\"GET /nope HTTP/1.1\" 404", Duration::from_secs(5));
 
+    // `NAME healthcheck` (the container's HEALTHCHECK) asks the same
+    // server, found through PORT.
+    let port = addr.rsplit(':').next().unwrap();
+    let healthcheck = |port: &str| {
+        std::process::Command::new(&exe)
+            .arg("healthcheck")
+            .env("HOST", "0.0.0.0")
+            .env("PORT", port)
+            .output()
+            .unwrap()
+    };
+    let out = healthcheck(port);
+    assert!(out.status.success(), "{out:?}");
+
     server.signal(libc::SIGTERM);
     let status = server
         .wait_exit(Duration::from_secs(5))
         .expect("exits within 5 s of SIGTERM");
     assert!(status.success(), "{status:?}");
+    let out = healthcheck(port);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("unhealthy: cannot connect to 127.0.0.1:"),
+        "{out:?}"
+    );
 
     // With collectstatic's manifest (production, #13): hashed names, under
     // STATIC_URL; a name the manifest lacks stays plain.

@@ -8,12 +8,15 @@
 //!
 //! `NAME migrate` applies the migrations built into the binary (from
 //! `migrations/`) and exits: deploy runs it once before the instances start.
+//! `NAME healthcheck` asks the running server's health path and exits 0
+//! when it answers 200: a container's HEALTHCHECK, with no curl needed.
 //!
 //! Modules: [`listen`] finds the socket, [`server`] accepts connections and
 //! shuts down without failing a request, [`routes`] answers them, [`db`]
-//! owns the database.
+//! owns the database, [`healthcheck`] probes a running server.
 
 mod db;
+mod healthcheck;
 mod listen;
 mod routes;
 mod server;
@@ -45,9 +48,17 @@ fn main() -> std::io::Result<()> {
             }
             Ok(())
         }
+        Some("healthcheck") => {
+            if let Err(err) = healthcheck::run() {
+                eprintln!("unhealthy: {err}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Some(other) => {
             eprintln!(
-                "error: unknown command `{other}`; run without arguments to serve, or `migrate`"
+                "error: unknown command `{other}`; run without arguments to serve, \
+                 or `migrate`, `healthcheck`"
             );
             std::process::exit(2);
         }

@@ -2,8 +2,10 @@
 //! processes and HTTP on loopback (here), the validators and machines of
 //! the deploy tests (`deploy`), a running dev server (`devserver`).
 
+pub mod debian;
 pub mod deploy;
 pub mod devserver;
+pub mod docker;
 pub mod postgres;
 
 use std::io::{BufRead, BufReader, Read, Write};
