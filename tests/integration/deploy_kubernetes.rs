@@ -255,6 +255,9 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
                 tls == "letsencrypt"
             );
             assert_eq!(text.contains("secretName: kubeok-tls"), tls != "off");
+            // Staging starts small; production at `instances` (2).
+            let floor = if env == "staging" { 1 } else { 2 };
+            assert!(text.contains(&format!("minReplicas: {floor}\n")), "{text}");
             let started = std::time::Instant::now();
             for version in [&oldest, &newest] {
                 validate(&file, version)
