@@ -11,6 +11,7 @@ mod deploy_container;
 mod deploy_database;
 mod deploy_generated;
 mod deploy_hardening;
+mod deploy_kubernetes;
 mod deploy_live;
 mod deploy_ops;
 mod deploy_systemd;

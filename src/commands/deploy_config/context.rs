@@ -113,6 +113,11 @@ pub struct Stub {
 /// The Kubernetes manifests.
 #[derive(Debug, Clone, Serialize)]
 pub struct Kubernetes {
+    /// The package name as a Kubernetes name (at most 40 characters, so
+    /// that `APP-postgres` and the StatefulSet's pod and revision names
+    /// stay within 63): every object's name and `app.kubernetes.io/name`.
+    pub app: String,
+    /// Each overlay's namespace is `NAMESPACE-ENVIRONMENT`.
     pub namespace: String,
     pub ingress_class: String,
     pub ingress_namespace: String,
@@ -128,6 +133,31 @@ pub struct Kubernetes {
     pub memory_request: String,
     pub memory_limit: String,
     pub database_storage: String,
+    /// The overlays' image tag: the package version.
+    pub image_tag: String,
+    /// `DATABASE_URL` for the app: PostgreSQL's Service, no password.
+    pub database_url: String,
+    /// `proxy-connect-timeout` and `proxy-read-timeout` in whole seconds,
+    /// as ingress-nginx's annotations take them.
+    pub proxy_connect_seconds: u64,
+    pub proxy_read_seconds: u64,
+    /// `rate-limit` as ingress-nginx's `limit-rps` or `limit-rpm`, and
+    /// `rate-limit-burst` as its multiplier of that rate.
+    pub limit_annotation: &'static str,
+    pub limit_rate: u64,
+    pub limit_burst_multiplier: u64,
+    /// `rate-limit-paths`, each an Ingress of its own with its limit.
+    pub path_limits: Vec<IngressLimit>,
+}
+
+/// A rate limit in ingress-nginx's terms, for one path.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngressLimit {
+    pub path: String,
+    /// `limit-rps` or `limit-rpm`.
+    pub annotation: &'static str,
+    pub rate: u64,
+    pub burst_multiplier: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

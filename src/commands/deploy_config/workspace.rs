@@ -77,6 +77,7 @@ pub fn workspace(project: &Project, shared: &crate::settings::Settings, out: &Pa
         sources,
         static_source,
         context_from_out: relative(&out.join("container"), root),
+        version: package.version.to_string(),
     }
 }
 

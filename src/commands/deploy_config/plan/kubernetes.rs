@@ -1,23 +1,40 @@
 //! The Kubernetes target: a kustomize base (the app's Deployment, Service,
 //! Ingress, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicies,
-//! ConfigMap, the migration Job and PostgreSQL) and an overlay for each
-//! environment.
+//! ConfigMap and PostgreSQL; the migrations run in an init container) and
+//! an overlay for each environment (its namespace and image tag). The app
+//! serves its static files itself (`STATIC_ROOT`).
 
 use super::{Component, Planned, Root, View};
 use crate::commands::deploy_config::context::Context;
 
 /// The base: each template under `templates/deploy/`, and its file under
 /// `kubernetes/base/`.
-const BASE: &[(&str, &str)] = &[(
-    "kubernetes/base/kustomization.yaml.jinja",
-    "kustomization.yaml",
-)];
+const BASE: &[(&str, &str)] = &[
+    (
+        "kubernetes/base/kustomization.yaml.jinja",
+        "kustomization.yaml",
+    ),
+    ("kubernetes/base/deployment.yaml.jinja", "deployment.yaml"),
+    ("kubernetes/base/service.yaml.jinja", "service.yaml"),
+    ("kubernetes/base/ingress.yaml.jinja", "ingress.yaml"),
+    ("kubernetes/base/pdb.yaml.jinja", "pdb.yaml"),
+    ("kubernetes/base/hpa.yaml.jinja", "hpa.yaml"),
+    (
+        "kubernetes/base/networkpolicy.yaml.jinja",
+        "networkpolicy.yaml",
+    ),
+    ("kubernetes/base/postgres.yaml.jinja", "postgres.yaml"),
+];
 
-/// Each environment's overlay, under `kubernetes/overlays/ENV/`.
-const OVERLAY: &[(&str, &str)] = &[(
-    "kubernetes/overlay/kustomization.yaml.jinja",
-    "kustomization.yaml",
-)];
+/// Each environment's overlay, under `kubernetes/overlays/ENV/`: the
+/// namespace, the image tag and the environment's size.
+const OVERLAY: &[(&str, &str)] = &[
+    (
+        "kubernetes/overlay/kustomization.yaml.jinja",
+        "kustomization.yaml",
+    ),
+    ("kubernetes/overlay/namespace.yaml.jinja", "namespace.yaml"),
+];
 
 pub fn plan(ctx: &Context, files: &mut Vec<Planned>) {
     let mut add = |template: &'static str, path: String, view| {

@@ -7,6 +7,7 @@
 //! context is built only when there are none.
 
 mod database;
+mod kubernetes;
 mod layout;
 mod paths;
 mod ports;
@@ -72,8 +73,10 @@ pub fn validate(
     let targets = targets::targets(&mut p, s, implied);
     // A target that is off is not checked: its defaults stand in.
     let mut unused = Problems::default();
+    // The Kubernetes manifests run the container target's image, as its
+    // user and on its port: its settings are checked for either target.
     let container = {
-        let p = if targets.container {
+        let p = if targets.container || targets.kubernetes {
             &mut p
         } else {
             &mut unused
@@ -86,7 +89,15 @@ pub fn validate(
         } else {
             &mut unused
         };
-        targets::kubernetes(p, s, name, ports.instances.len() as u64, db.postgres)
+        let inputs = kubernetes::Inputs {
+            name,
+            version: &ws.version,
+            replicas: ports.instances.len() as u64,
+            db: &db,
+            limits: &limits,
+            path_limits: &path_limits,
+        };
+        kubernetes::kubernetes(p, s, &inputs)
     };
 
     let custom = tls.mode == "custom";

@@ -1,12 +1,12 @@
-//! The targets (`vm`, `container`, `kubernetes`) and the settings of the
-//! last two: image names, the container's user and port, the namespace,
-//! the ingress and the pods' resources. The workspace's shape (members,
+//! The targets (`vm`, `container`, `kubernetes`) and the container's
+//! settings: image names, the user and port (Kubernetes' are in
+//! `validate::kubernetes`). The workspace's shape (members,
 //! target sources, static files) comes from cargo metadata through
 //! [`Workspace`] and is checked like a setting, because it is pasted into
 //! the Dockerfile.
 
 use super::super::checks::*;
-use super::super::context::{Container, Kubernetes, Stub, Targets};
+use super::super::context::{Container, Stub, Targets};
 use super::super::settings::Settings;
 
 /// The workspace as the container build sees it; paths are relative to the
@@ -25,6 +25,8 @@ pub struct Workspace {
     pub static_source: Option<(String, bool)>,
     /// From the output directory back to the workspace root.
     pub context_from_out: String,
+    /// The package's version: the image tag the Kubernetes overlays deploy.
+    pub version: String,
 }
 
 /// `targets`, plus any target `--only` asks for.
@@ -160,182 +162,6 @@ pub fn container(p: &mut Problems, s: &Settings, name: &str, ws: &Workspace) -> 
         data_dir: "/data",
         context_from_out: ws.context_from_out.clone(),
     }
-}
-
-pub fn kubernetes(
-    p: &mut Problems,
-    s: &Settings,
-    name: &str,
-    replicas: u64,
-    postgres: bool,
-) -> Kubernetes {
-    let k = &s.kubernetes;
-    if !postgres {
-        p.add(
-            "database",
-            s.database.as_deref().unwrap_or("sqlite"),
-            "the `kubernetes` target runs replicas that cannot share a SQLite file: set `database = \"postgres\"`",
-        );
-    }
-    let default_namespace = dns_label_from(name);
-    let namespace = dns_label(
-        p,
-        "kubernetes.namespace",
-        k.namespace.as_deref().unwrap_or(&default_namespace),
-    );
-    let ingress_class = dns_label(p, "kubernetes.ingress-class", &k.ingress_class);
-    let ingress_namespace = dns_label(p, "kubernetes.ingress-namespace", &k.ingress_namespace);
-    let cert_manager_issuer =
-        dns_label(p, "kubernetes.cert-manager-issuer", &k.cert_manager_issuer);
-    if k.environments.is_empty() {
-        p.add(
-            "kubernetes.environments",
-            "[]",
-            "names at least one environment (an overlay each)",
-        );
-    }
-    let mut environments: Vec<String> = Vec::new();
-    for (i, env) in k.environments.iter().enumerate() {
-        let setting = format!("kubernetes.environments[{i}]");
-        if let Some(env) = dns_label(p, &setting, env) {
-            if environments.contains(&env) {
-                p.add(&setting, &env, "is named twice");
-            } else if env == "base" {
-                p.add(
-                    &setting,
-                    &env,
-                    "`base` is the kustomize base's directory; choose another name",
-                );
-            } else {
-                environments.push(env);
-            }
-        }
-    }
-    if k.max_replicas < replicas || k.max_replicas > 1000 {
-        p.add(
-            "kubernetes.max-replicas",
-            &k.max_replicas.to_string(),
-            format!("is from `instances` ({replicas}) to 1000"),
-        );
-    }
-    let cpu_request = quantity(p, "kubernetes.cpu-request", &k.cpu_request, "100m");
-    let memory_request = quantity(p, "kubernetes.memory-request", &k.memory_request, "128Mi");
-    let memory_limit = quantity(p, "kubernetes.memory-limit", &k.memory_limit, "256Mi");
-    let database_storage = quantity(
-        p,
-        "kubernetes.database-storage",
-        &k.database_storage,
-        "10Gi",
-    );
-    if let (Some(request), Some(limit)) = (&memory_request, &memory_limit) {
-        if bytes(limit) < bytes(request) {
-            p.add(
-                "kubernetes.memory-limit",
-                limit,
-                format!("is below `memory-request` ({request}): the pod could never be scheduled"),
-            );
-        }
-    }
-    Kubernetes {
-        namespace: namespace.unwrap_or_default(),
-        ingress_class: ingress_class.unwrap_or_default(),
-        ingress_namespace: ingress_namespace.unwrap_or_default(),
-        cert_manager_issuer: cert_manager_issuer.unwrap_or_default(),
-        tls_secret: format!("{default_namespace}-tls"),
-        environments,
-        replicas,
-        max_replicas: k.max_replicas,
-        cpu_request: cpu_request.unwrap_or_default(),
-        memory_request: memory_request.unwrap_or_default(),
-        memory_limit: memory_limit.unwrap_or_default(),
-        database_storage: database_storage.unwrap_or_default(),
-    }
-}
-
-/// A Kubernetes name from the package name: lowercase, `_` as `-`, at
-/// most 63 characters, no `-` at either end.
-pub fn dns_label_from(name: &str) -> String {
-    let label: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c == '_' { '-' } else { c })
-        .take(63)
-        .collect();
-    label.trim_matches('-').to_owned()
-}
-
-/// RFC 1123 label: what Kubernetes accepts as a namespace or object name part.
-fn dns_label(p: &mut Problems, setting: &str, value: &str) -> Option<String> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
-        Some(value.to_owned())
-    } else {
-        p.add(
-            setting,
-            value,
-            "is a DNS label: 1 to 63 lowercase letters, digits and `-`, not starting or ending with `-`",
-        );
-        None
-    }
-}
-
-/// A Kubernetes quantity such as `100m`, `0.5`, `128Mi` or `1G`.
-fn quantity(p: &mut Problems, setting: &str, value: &str, example: &str) -> Option<String> {
-    let digits = value
-        .bytes()
-        .take_while(|b| b.is_ascii_digit() || *b == b'.')
-        .count();
-    let (number, unit) = value.split_at(digits);
-    let number_ok = !number.is_empty()
-        && number.len() <= 12
-        && number.split('.').count() <= 2
-        && !number.starts_with('.')
-        && !number.ends_with('.');
-    const UNITS: [&str; 14] = [
-        "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
-    ];
-    if number_ok && UNITS.contains(&unit) && bytes(value) > 0.0 {
-        Some(value.to_owned())
-    } else {
-        p.add(
-            setting,
-            value,
-            format!("is a positive Kubernetes quantity, like `{example}`"),
-        );
-        None
-    }
-}
-
-/// A quantity's value, to compare a limit with a request.
-fn bytes(quantity: &str) -> f64 {
-    let digits = quantity
-        .bytes()
-        .take_while(|b| b.is_ascii_digit() || *b == b'.')
-        .count();
-    let (number, unit) = quantity.split_at(digits);
-    let factor = match unit {
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        _ => 1.0,
-    };
-    number.parse::<f64>().unwrap_or(0.0) * factor
 }
 
 /// An image repository without a tag: `[host[:port]/]path`, lowercase.
