@@ -80,6 +80,16 @@ impl Project {
         &self.metadata.packages[self.package]
     }
 
+    /// The names of the selected package's binaries.
+    pub fn bin_names(&self) -> Vec<&str> {
+        self.package()
+            .targets
+            .iter()
+            .filter(|t| t.is_bin())
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+
     /// The directory of the selected package's Cargo.toml.
     pub fn package_dir(&self) -> &Path {
         self.package()

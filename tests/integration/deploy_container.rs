@@ -310,21 +310,8 @@ fn the_image_builds_and_runs_read_only_as_its_user_healthy_and_stops_gracefully(
         warm.log
     );
     assert!(!step_cached(&warm.log, "RUN touch"), "{}", warm.log);
-    let port = free_port();
-    let env = format!("PORT={port}");
-    let id = guard.run(&[
-        "--read-only",
-        "--tmpfs",
-        "/data:uid=10001,gid=10001",
-        "--network",
-        "host",
-        "--env",
-        &env,
-        &warm.image,
-    ]);
-    let addr = format!("127.0.0.1:{port}");
-    let missing = eventually(Duration::from_secs(30), || get(&addr, "/nope").ok());
-    let missing = missing.unwrap_or_else(|| panic!("no answer: {}", docker_ok(&["logs", &id])));
+    let addr = run_on_host_network(&mut guard, &warm.image);
+    let missing = get(&addr, "/nope").unwrap();
     assert_eq!(
         (missing.status, missing.text()),
         (404, "nothing here\n".to_owned())
@@ -403,6 +390,15 @@ fn a_workspace_member_builds_with_the_workspace_as_its_context() {
     let mut guard = Guard::new(&dockerfile);
     let dockerfile = dir.join("Dockerfile").display().to_string();
     let build = guard.build(root, &["--file", &dockerfile]);
+    let addr = run_on_host_network(&mut guard, &build.image);
+    let missing = get(&addr, "/nope").unwrap();
+    assert_eq!(missing.text(), "not here, says greeting\n");
+    assert_eq!(get(&addr, "/healthz").unwrap().status, 200);
+}
+
+/// Runs `image` read-only on the host's network (a free loopback port,
+/// SQLite in a tmpfs the app's user owns) until it answers; its address.
+fn run_on_host_network(guard: &mut Guard, image: &str) -> String {
     let port = free_port();
     let env = format!("PORT={port}");
     let id = guard.run(&[
@@ -413,11 +409,14 @@ fn a_workspace_member_builds_with_the_workspace_as_its_context() {
         "host",
         "--env",
         &env,
-        &build.image,
+        image,
     ]);
     let addr = format!("127.0.0.1:{port}");
-    let missing = eventually(Duration::from_secs(30), || get(&addr, "/nope").ok());
-    let missing = missing.unwrap_or_else(|| panic!("no answer: {}", docker_ok(&["logs", &id])));
-    assert_eq!(missing.text(), "not here, says greeting\n");
-    assert_eq!(get(&addr, "/healthz").unwrap().status, 200);
+    let answered = eventually(Duration::from_secs(30), || get(&addr, "/healthz").ok());
+    assert!(
+        answered.is_some(),
+        "no answer: {}",
+        docker_ok(&["logs", &id])
+    );
+    addr
 }

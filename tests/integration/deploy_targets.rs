@@ -194,24 +194,24 @@ port = 80
         .stderr(predicate::str::contains("container.image-name"));
 }
 
+/// A project with the container target's files, for `database`.
+fn container_site(database: &str) -> crate::support::deploy::Site {
+    let s = site("shop");
+    manage()
+        .current_dir(&s.project)
+        .args(["deploy-config", "--domain", "example.com"])
+        .args(["--target", "container", "--database", database])
+        .assert()
+        .success();
+    s
+}
+
 /// docker-compose (v1, Debian's) reads both forms of the file: SQLite on a
 /// shared volume, PostgreSQL with its password as a secret.
 #[test]
 fn compose_files_are_valid_for_docker_compose() {
     for database in ["sqlite", "postgres"] {
-        let s = site("shop");
-        manage()
-            .current_dir(&s.project)
-            .args([
-                "deploy-config",
-                "--domain",
-                "example.com",
-                "--target",
-                "container",
-            ])
-            .args(["--database", database])
-            .assert()
-            .success();
+        let s = container_site(database);
         let dir = s.project.join("deploy/container");
         fs::copy(dir.join("app.env.example"), dir.join("app.env")).unwrap();
         fs::create_dir_all(dir.join("secrets")).unwrap();
@@ -248,19 +248,7 @@ fn compose_files_are_valid_for_docker_compose() {
 #[test]
 fn container_files_snapshots() {
     for database in ["sqlite", "postgres"] {
-        let s = site("shop");
-        manage()
-            .current_dir(&s.project)
-            .args([
-                "deploy-config",
-                "--domain",
-                "example.com",
-                "--target",
-                "container",
-            ])
-            .args(["--database", database])
-            .assert()
-            .success();
+        let s = container_site(database);
         let out = s.project.join("deploy/container");
         let read = |p: &str| {
             fs::read_to_string(out.join(p))

@@ -42,12 +42,7 @@ pub fn workspace(project: &Project, shared: &crate::settings::Settings, out: &Pa
         }
     }
     let package = project.package();
-    let bins: Vec<&str> = package
-        .targets
-        .iter()
-        .filter(|t| t.is_bin())
-        .map(|t| t.name.as_str())
-        .collect();
+    let bins = project.bin_names();
     let bin = package
         .default_run
         .as_deref()

@@ -239,12 +239,7 @@ impl Config {
 /// Picks the package's binary and the directories to watch.
 fn plan(project: &Project, build: &BuildFlags, settings: &Settings) -> Result<Plan> {
     let package = project.package();
-    let bins: Vec<&str> = package
-        .targets
-        .iter()
-        .filter(|t| t.is_bin())
-        .map(|t| t.name.as_str())
-        .collect();
+    let bins = project.bin_names();
     let list = || {
         bins.iter()
             .map(|b| format!("`{b}`"))

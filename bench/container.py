@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Container build benchmark (issue #12): manage's Dockerfile against the
+one-stage-copy Dockerfile Loco generates (`COPY . .` then `cargo build
+--release`, no dependency layer), on the same fresh `startproject` project.
+
+For each Dockerfile it times, with the classic builder and `--network host`:
+
+  * a cold build (no layer of this project in Docker's cache);
+  * a rebuild after changing one line of src/routes.rs (a source-only
+    change: manage's dependency layer should come from the cache).
+
+and prints the image size. The base images the Dockerfiles name
+(rust:1.95-slim-bookworm, debian:bookworm-slim, nginx:...) must exist
+locally: no registry is reachable here, and the test suite
+(tests/integration/support/docker.rs) makes them from debootstrap trees.
+Every image the script builds is removed afterwards by id.
+
+Usage: bench/container.py [--manage PATH] [--keep DIR]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchlib import cpu_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# What Loco's `cargo loco generate deployment docker` writes, with the image
+# names of ours so that both start from the same bases (loco-rs/loco
+# loco-gen/src/templates/deployment/docker/docker.t at e9598a68).
+LOCO_STYLE = """FROM rust:1.95-slim-bookworm AS builder
+WORKDIR /usr/src/
+COPY . .
+RUN cargo build --release
+FROM debian:bookworm-slim
+WORKDIR /usr/app
+COPY --from=builder /usr/src/static /usr/app/static
+COPY --from=builder /usr/src/target/release/benchsite /usr/app/benchsite
+ENTRYPOINT ["/usr/app/benchsite"]
+"""
+
+
+def run(cmd, cwd=None, env=None):
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
+def build(context, dockerfile, images):
+    """docker build; (seconds, image id). Every layer id goes to `images`."""
+    iid = os.path.join(context, ".iid")
+    started = time.monotonic()
+    log = run(["docker", "build", "--network", "host", "--force-rm", "--iidfile", iid,
+               "-f", dockerfile, context],
+              env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    took = time.monotonic() - started
+    for line in log.splitlines():
+        line = line.strip()
+        if line.startswith("---> ") and all(c in "0123456789abcdef" for c in line[5:]) and len(line) > 16:
+            images.append(line[5:])
+    with open(iid) as f:
+        image = f.read().strip()
+    os.remove(iid)
+    images.append(image)
+    return took, image
+
+
+def size_mb(image):
+    return int(run(["docker", "image", "inspect", "--format", "{{.Size}}", image])) / 1e6
+
+
+def edit(project, n):
+    path = os.path.join(project, "src", "routes.rs")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace('"ok\\n"', f'"ok {n}\\n"', 1) if n == 1
+                else text.replace(f'"ok {n - 1}\\n"', f'"ok {n}\\n"', 1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--manage", default=os.path.join(ROOT, "target", "release", "manage"))
+    parser.add_argument("--keep", help="work in this directory and leave it")
+    args = parser.parse_args()
+    if not os.path.exists(args.manage):
+        sys.exit(f"no manage binary at {args.manage}: cargo build --release, or pass --manage")
+    for base in ["rust:1.95-slim-bookworm", "debian:bookworm-slim"]:
+        if subprocess.run(["docker", "image", "inspect", base], capture_output=True).returncode:
+            sys.exit(f"the base image {base} is missing; the test suite makes it "
+                     "(cargo test --test integration deploy_container)")
+
+    work = args.keep or tempfile.mkdtemp(prefix="manage-bench-container-")
+    os.makedirs(work, exist_ok=True)
+    images = []
+    results = []
+    try:
+        for kind in ["manage", "loco-style"]:
+            project = os.path.join(work, kind)
+            shutil.rmtree(project, ignore_errors=True)
+            run([args.manage, "startproject", "benchsite", project])
+            run(["cargo", "generate-lockfile", "--quiet"], cwd=project)
+            run([args.manage, "deploy-config", "--only", "container"], cwd=project)
+            dockerfile = os.path.join(project, "Dockerfile")
+            if kind == "loco-style":
+                with open(dockerfile, "w") as f:
+                    f.write(LOCO_STYLE)
+            cold, image = build(project, dockerfile, images)
+            edit(project, 1)
+            warm, _ = build(project, dockerfile, images)
+            results.append((kind, cold, warm, size_mb(image)))
+            print(f"{kind}: cold {cold:.1f} s, after a source change {warm:.1f} s, "
+                  f"image {size_mb(image):.1f} MB", file=sys.stderr)
+    finally:
+        for image in reversed(images):
+            subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; docker classic builder")
+    print("| Dockerfile | cold build | rebuild after a source change | image |")
+    print("| --- | --- | --- | --- |")
+    for kind, cold, warm, size in results:
+        print(f"| {kind} | {cold:.1f} s | {warm:.1f} s | {size:.1f} MB |")
+
+
+if __name__ == "__main__":
+    main()
