@@ -13,7 +13,8 @@ and prints the image size. The base images the Dockerfiles name
 (rust:1.95-slim-bookworm, debian:bookworm-slim, nginx:...) must exist
 locally: no registry is reachable here, and the test suite
 (tests/integration/support/docker.rs) makes them from debootstrap trees.
-Every image the script builds is removed afterwards by id.
+Every image the script builds is removed afterwards by id; the images that
+were there before (the bases) are kept.
 
 Usage: bench/container.py [--manage PATH] [--keep DIR]
 """
@@ -96,6 +97,10 @@ def main():
             sys.exit(f"the base image {base} is missing; the test suite makes it "
                      "(cargo test --test integration deploy_container)")
 
+    # The images already here (the base images among them) are never
+    # removed: a build log names the base image's id as its first layer.
+    keep = set(run(["docker", "images", "--all", "--quiet", "--no-trunc"]).split())
+    keep |= {k.split(":", 1)[-1] for k in keep}
     work = args.keep or tempfile.mkdtemp(prefix="manage-bench-container-")
     os.makedirs(work, exist_ok=True)
     images = []
@@ -119,7 +124,8 @@ def main():
                   f"image {size_mb(image):.1f} MB", file=sys.stderr)
     finally:
         for image in reversed(images):
-            subprocess.run(["docker", "image", "rm", "--force", image], capture_output=True)
+            if not any(k.startswith(image.split(":", 1)[-1]) for k in keep):
+                subprocess.run(["docker", "image", "rm", image], capture_output=True)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
