@@ -47,11 +47,22 @@ pub fn validate(
     let crate_name = name.replace('-', "_");
 
     let domains = web::domains(&mut p, s);
+    // Known first (their problems are reported in their place below): a
+    // custom certificate is a file only for nginx on a machine or in
+    // compose; Kubernetes takes it from a Secret.
+    let mut target_problems = Problems::default();
+    let targets = targets::targets(&mut target_problems, s, implied);
     let web::TlsPart {
         tls,
         hsts,
         letsencrypt_dir,
-    } = web::tls(&mut p, &mut warnings, s, &domains);
+    } = web::tls(
+        &mut p,
+        &mut warnings,
+        s,
+        &domains,
+        targets.vm || targets.container,
+    );
     let ports = ports::ports(&mut p, &mut warnings, s, tls.enabled);
     let paths = service::paths(&mut p, s, name, &crate_name, shared);
     let limits = web::limits(&mut p, &mut warnings, s);
@@ -70,7 +81,7 @@ pub fn validate(
         &paths.env_dir,
     );
     accounts(&mut warnings, &paths.user, &nginx.user, &db.user);
-    let targets = targets::targets(&mut p, s, implied);
+    p.0.extend(target_problems.0);
     // A target that is off is not checked: its defaults stand in.
     let mut unused = Problems::default();
     // The Kubernetes manifests run the container target's image, as its
@@ -344,5 +355,19 @@ mod tests {
             all,
             ["`tls-certificate-key` is required with `tls = \"custom\"`"]
         );
+        // Kubernetes alone takes the certificate from a Secret (the other
+        // problems are the empty workspace's, which no project has).
+        let about_tls = |s: &Settings| {
+            problems(s)
+                .into_iter()
+                .filter(|m| m.contains("tls-certificate"))
+                .count()
+        };
+        s.tls_certificate = None;
+        s.targets = vec!["kubernetes".into()];
+        s.database = Some("postgres".into());
+        assert_eq!(about_tls(&s), 0);
+        s.targets = vec!["kubernetes".into(), "container".into()];
+        assert_eq!(about_tls(&s), 2);
     }
 }

@@ -40,11 +40,14 @@ pub struct TlsPart {
 }
 
 /// The TLS mode and the certificate paths it implies, and HSTS.
+/// `cert_files`: a custom certificate must be given as files (nginx on a
+/// machine or in compose), not only as a Kubernetes Secret.
 pub fn tls(
     p: &mut Problems,
     warnings: &mut Vec<String>,
     s: &Settings,
     domains: &[String],
+    cert_files: bool,
 ) -> TlsPart {
     let mode = match s.tls.as_str() {
         "letsencrypt" => "letsencrypt",
@@ -68,10 +71,11 @@ pub fn tls(
         "custom" => {
             let mut get = |key: &str, v: &Option<String>| match v {
                 Some(v) => app_path(p, key, v).unwrap_or_default(),
-                None => {
+                None if cert_files => {
                     p.0.push(format!("`{key}` is required with `tls = \"custom\"`"));
                     String::new()
                 }
+                None => String::new(),
             };
             let cert = get("tls-certificate", &s.tls_certificate);
             let key = get("tls-certificate-key", &s.tls_certificate_key);
