@@ -30,6 +30,18 @@ def http_get(port, path="/", timeout=5.0):
     return status, body
 
 
+def manage_binary(path):
+    """The manage binary to measure: `path` when given (--manage), else a
+    release build of this checkout (built here, into CARGO_TARGET_DIR or
+    target/)."""
+    if path:
+        return os.path.abspath(path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=root, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target")
+    return os.path.join(os.path.abspath(target), "release", "manage")
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:

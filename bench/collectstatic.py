@@ -34,9 +34,8 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_model
+from benchlib import cpu_model, manage_binary
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DJANGO = "django==5.2.*"
 
 DJANGO_SCRIPT = """
@@ -159,12 +158,7 @@ def main():
     ap.add_argument("--keep", help="generate into this directory and keep it")
     args = ap.parse_args()
 
-    if args.manage:
-        manage = os.path.abspath(args.manage)
-    else:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-        target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
-        manage = os.path.join(os.path.abspath(target), "release", "manage")
+    manage = manage_binary(args.manage)
     python = os.path.join(args.django_venv, "bin/python")
     if not os.access(python, os.X_OK):
         subprocess.run([sys.executable, "-m", "venv", args.django_venv], check=True)

@@ -27,9 +27,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_model
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import cpu_model, manage_binary
 
 # What Loco's `cargo loco generate deployment docker` writes, with the image
 # names of ours so that both start from the same bases (loco-rs/loco
@@ -76,22 +74,23 @@ def size_mb(image):
     return int(run(["docker", "image", "inspect", "--format", "{{.Size}}", image])) / 1e6
 
 
-def edit(project, n):
+def edit(project):
+    """A one-line source change: /healthz's answer."""
     path = os.path.join(project, "src", "routes.rs")
     with open(path) as f:
         text = f.read()
+    assert '"ok\\n"' in text, "src/routes.rs no longer answers \"ok\\n\""
     with open(path, "w") as f:
-        f.write(text.replace('"ok\\n"', f'"ok {n}\\n"', 1) if n == 1
-                else text.replace(f'"ok {n - 1}\\n"', f'"ok {n}\\n"', 1))
+        f.write(text.replace('"ok\\n"', '"ok, edited\\n"', 1))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--manage", default=os.path.join(ROOT, "target", "release", "manage"))
+    parser.add_argument("--manage", metavar="PATH",
+                        help="manage binary [default: a release build of this checkout]")
     parser.add_argument("--keep", help="work in this directory and leave it")
     args = parser.parse_args()
-    if not os.path.exists(args.manage):
-        sys.exit(f"no manage binary at {args.manage}: cargo build --release, or pass --manage")
+    manage = manage_binary(args.manage)
     for base in ["rust:1.95-slim-bookworm", "debian:bookworm-slim"]:
         if subprocess.run(["docker", "image", "inspect", base], capture_output=True).returncode:
             sys.exit(f"the base image {base} is missing; the test suite makes it "
@@ -109,15 +108,15 @@ def main():
         for kind in ["manage", "loco-style"]:
             project = os.path.join(work, kind)
             shutil.rmtree(project, ignore_errors=True)
-            run([args.manage, "startproject", "benchsite", project])
+            run([manage, "startproject", "benchsite", project])
             run(["cargo", "generate-lockfile", "--quiet"], cwd=project)
-            run([args.manage, "deploy-config", "--only", "container"], cwd=project)
+            run([manage, "deploy-config", "--only", "container"], cwd=project)
             dockerfile = os.path.join(project, "Dockerfile")
             if kind == "loco-style":
                 with open(dockerfile, "w") as f:
                     f.write(LOCO_STYLE)
             cold, image = build(project, dockerfile, images)
-            edit(project, 1)
+            edit(project)
             warm, _ = build(project, dockerfile, images)
             results.append((kind, cold, warm, size_mb(image)))
             print(f"{kind}: cold {cold:.1f} s, after a source change {warm:.1f} s, "

@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import cpu_model, free_port, http_get, stop_groups
+from benchlib import cpu_model, free_port, http_get, manage_binary, stop_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -268,12 +268,7 @@ def main():
         if name not in APPS:
             ap.error(f"unknown app `{name}`; choose from {', '.join(APPS)}")
 
-    if args.manage:
-        manage = os.path.abspath(args.manage)
-    else:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-        target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
-        manage = os.path.join(os.path.abspath(target), "release", "manage")
+    manage = manage_binary(args.manage)
     tmp = tempfile.mkdtemp(prefix="manage-bench-")
     try:
         env = dict(os.environ)

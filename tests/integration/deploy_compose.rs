@@ -7,7 +7,7 @@
 //! standing in for the official image.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use assert_cmd::prelude::*;
 
 use crate::support::deploy::{run, run_ok};
 use crate::support::docker::{docker_ok, Guard};
-use crate::support::{cargo, eventually, free_port, generate, get, manage, request};
+use crate::support::{cargo, eventually, free_port, generate, get, manage, post_form, request};
 
 /// A compose project of the test's own, taken down (containers, network,
 /// volumes) when it drops, also after a failed assertion.
@@ -76,13 +76,7 @@ fn time(compose: &Compose, service: &str, field: &str) -> String {
 }
 
 fn post_note(addr: &str, text: &str) -> u16 {
-    let body = format!("body={text}");
-    let head = format!(
-        "POST /notes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    request(addr, &head).map(|r| r.status).unwrap_or(0)
+    post_form(addr, "/notes", &format!("body={text}")).map_or(0, |r| r.status)
 }
 
 #[test]
@@ -114,7 +108,7 @@ fn compose_starts_in_order_serves_through_nginx_and_replaces_instances_without_f
     let cdir = dir.join("deploy/container");
     fs::copy(cdir.join("app.env.example"), cdir.join("app.env")).unwrap();
     let compose = Compose {
-        dir: cdir.clone(),
+        dir: cdir,
         project: format!("managetest{}", std::process::id()),
         tag,
     };
@@ -248,11 +242,11 @@ fn compose_starts_in_order_serves_through_nginx_and_replaces_instances_without_f
     );
     assert_eq!(compose.inspect("app-1", "{{.State.ExitCode}}"), "0");
     drop(compose);
-    assert_no_leftovers(&cdir);
+    assert_no_leftovers();
 }
 
 /// Nothing of the project is left once `down` ran.
-fn assert_no_leftovers(_dir: &Path) {
+fn assert_no_leftovers() {
     let left = docker_ok(&[
         "ps",
         "-a",

@@ -15,7 +15,9 @@ use crate::support::deploy::{
     instance_units, run, run_ok, site, tool, venv_tool, Certs, Netns, Site,
 };
 use crate::support::postgres::Postgres;
-use crate::support::{build_project, eventually, free_port, get, request, tree, Running};
+use crate::support::{
+    build_project, eventually, free_port, get, post_form, request, tree, Running,
+};
 
 fn tls_args(mode: &str, certs: &Certs) -> Vec<String> {
     let mut args = vec!["--tls".to_owned(), mode.to_owned()];
@@ -602,15 +604,7 @@ fn three_machines_in_network_namespaces() {
     // A POST through nginx writes a row (in PostgreSQL) that a GET reads back.
     let note_round_trip = |text: &str| {
         let form = format!("body={text}");
-        let posted = request(
-            &web_addr,
-            &format!(
-                "POST /notes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-                form.len()
-            ),
-        )
-        .unwrap();
+        let posted = post_form(&web_addr, "/notes", &form).unwrap();
         assert_eq!(posted.status, 303, "{}", posted.text());
         let page = get(&web_addr, "/notes").unwrap();
         assert!(

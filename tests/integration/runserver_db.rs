@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::support::devserver::{DevServer, FIRST_BUILD};
-use crate::support::{generate, get, request};
+use crate::support::{generate, get, post_form, request};
 
 const MIGRATION: &str = "20260101000000_create_notes";
 
@@ -52,15 +52,7 @@ fn runserver_reports_then_applies_migrations_and_the_data_survives_a_restart() {
     let (_, home) = page(&server.addr, "/");
     assert!(!home.contains("unapplied migrations"), "{home}");
     let form = "body=written+through+runserver";
-    let posted = request(
-        &server.addr,
-        &format!(
-            "POST /notes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-            form.len()
-        ),
-    )
-    .unwrap();
+    let posted = post_form(&server.addr, "/notes", form).unwrap();
     assert_eq!(posted.status, 303, "{}", posted.text());
     let (tmp, dir) = server.stop();
     assert!(

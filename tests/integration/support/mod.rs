@@ -211,6 +211,18 @@ pub fn request(addr: &str, raw_head: &str) -> std::io::Result<Response> {
     parse_response(&buf)
 }
 
+/// POSTs an urlencoded `form` (`body=some+text`) to `path`.
+pub fn post_form(addr: &str, path: &str, form: &str) -> std::io::Result<Response> {
+    request(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    )
+}
+
 pub fn get(addr: &str, path: &str) -> std::io::Result<Response> {
     request(
         addr,
