@@ -133,6 +133,61 @@ fn check_and_force_cover_the_files_at_the_workspace_root() {
         .stdout(predicate::str::contains("Dockerfile (generated)"));
 }
 
+/// `.dockerignore` leaves the output directory out of the build context
+/// wherever it is (it holds `container/app.env`, the app's secrets), and
+/// says so when it cannot; a missing Cargo.lock, which the `--locked`
+/// build needs, is warned of until it is there.
+#[test]
+fn the_output_directory_stays_out_of_the_build_and_a_missing_lockfile_is_warned_of() {
+    let s = site("shop");
+    let ignore = || fs::read_to_string(s.project.join(".dockerignore")).unwrap();
+    let deploy = |out: &str| {
+        let output = manage()
+            .current_dir(&s.project)
+            .args(["deploy-config", "--domain", "example.com"])
+            .args(["--only", "container", "--force", "--out", out])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let lock = "run `cargo generate-lockfile` and commit Cargo.lock";
+
+    let said = deploy("ops/deploy");
+    assert!(said.contains(lock), "{said}");
+    assert!(ignore().lines().any(|l| l == "ops/deploy/"), "{}", ignore());
+
+    fs::write(s.project.join("Cargo.lock"), "version = 4\n").unwrap();
+    let outside = s.scratch.join("out").display().to_string();
+    let said = deploy(&outside);
+    assert!(!said.contains("Cargo.lock"), "{said}");
+    assert!(!said.contains("cannot leave it out"), "{said}");
+    assert!(!ignore().contains("deploy/"), "{}", ignore());
+
+    // The project's own directory holds the sources: it cannot be left out.
+    let said = deploy(".");
+    assert!(
+        said.contains("the output directory `.` holds files the image is built from"),
+        "{said}"
+    );
+    assert!(
+        ignore().lines().all(|l| l.starts_with('#')
+            || [
+                "target/",
+                ".git/",
+                "**/.env",
+                "**/.env.*",
+                "**/*.sqlite3",
+                "**/*.sqlite3-*",
+                "!static",
+                ""
+            ]
+            .contains(&l)),
+        "{}",
+        ignore()
+    );
+}
+
 #[test]
 fn bad_target_and_container_settings_are_refused_with_their_names() {
     let s = site("shop");

@@ -97,6 +97,10 @@ pub struct Container {
     /// The way from `deploy/container/` back to the workspace root, for
     /// compose's build context.
     pub context_from_out: String,
+    /// The output directory below the workspace root, which
+    /// `.dockerignore` leaves out; empty when it is outside the workspace
+    /// (or holds what the build needs, which is warned of).
+    pub out_dir: String,
 }
 
 /// One source file the dependency layer fakes.

@@ -72,6 +72,11 @@ pub fn workspace(project: &Project, shared: &crate::settings::Settings, out: &Pa
         sources,
         static_source,
         context_from_out: relative(&out.join("container"), root),
+        out_dir: match relative(root, out).as_str() {
+            up if up == ".." || up.starts_with("../") => None,
+            inside => Some(inside.to_owned()),
+        },
+        lockfile: root.join("Cargo.lock").is_file(),
         version: package.version.to_string(),
     }
 }

@@ -92,7 +92,14 @@ pub fn validate(
         } else {
             &mut unused
         };
-        targets::container(p, s, name, ws)
+        // Its warnings are the Dockerfile's, written for `container` only.
+        let mut unsaid = Vec::new();
+        let w = if targets.container {
+            &mut warnings
+        } else {
+            &mut unsaid
+        };
+        targets::container(p, w, s, name, ws)
     };
     let kubernetes = {
         let p = if targets.kubernetes {

@@ -25,6 +25,11 @@ pub struct Workspace {
     pub static_source: Option<(String, bool)>,
     /// From the output directory back to the workspace root.
     pub context_from_out: String,
+    /// The output directory, when it is inside the workspace (`.` for the
+    /// root itself): `.dockerignore` leaves it out of the build context.
+    pub out_dir: Option<String>,
+    /// Whether the workspace has its Cargo.lock (the build is `--locked`).
+    pub lockfile: bool,
     /// The package's version: the image tag the Kubernetes overlays deploy.
     pub version: String,
 }
@@ -54,7 +59,13 @@ pub fn targets(p: &mut Problems, s: &Settings, implied: Targets) -> Targets {
     t
 }
 
-pub fn container(p: &mut Problems, s: &Settings, name: &str, ws: &Workspace) -> Container {
+pub fn container(
+    p: &mut Problems,
+    warnings: &mut Vec<String>,
+    s: &Settings,
+    name: &str,
+    ws: &Workspace,
+) -> Container {
     let c = &s.container;
     let default_image = name.to_ascii_lowercase();
     let image = repository(
@@ -142,6 +153,30 @@ pub fn container(p: &mut Problems, s: &Settings, name: &str, ws: &Workspace) -> 
     } else {
         bin
     };
+    if !ws.lockfile {
+        warnings.push(
+            "the workspace has no Cargo.lock, and the Dockerfile builds with `--locked` from it: \
+             run `cargo generate-lockfile` and commit Cargo.lock before `docker build`"
+                .into(),
+        );
+    }
+    let out_dir = ws.out_dir.as_deref().and_then(|out| {
+        let needed = |path: &str| out == "." || path == out || path.starts_with(&format!("{out}/"));
+        let needs = std::iter::once(&ws.package_dir)
+            .chain(&ws.manifests)
+            .chain(ws.sources.iter().map(|(source, _)| source))
+            .chain(ws.static_source.iter().map(|(dir, _)| dir));
+        if needs.clone().any(|path| needed(path)) {
+            warnings.push(format!(
+                "the output directory `{out}` holds files the image is built from, so \
+                 .dockerignore cannot leave it out and its files (with `container/app.env`, \
+                 the app's secrets) are sent to `docker build`: write to a directory of its own \
+                 with `--out`"
+            ));
+            return None;
+        }
+        workspace_path(p, "the output directory", out)
+    });
     Container {
         image: image.unwrap_or_default(),
         builder_image: builder_image.unwrap_or_default(),
@@ -161,6 +196,7 @@ pub fn container(p: &mut Problems, s: &Settings, name: &str, ws: &Workspace) -> 
         static_root: "/app/static",
         data_dir: "/data",
         context_from_out: ws.context_from_out.clone(),
+        out_dir: out_dir.unwrap_or_default(),
     }
 }
 
