@@ -2,12 +2,14 @@
 //! nginx, two instances and `migrate` start in the order the file says,
 //! serve through nginx on a loopback port, share their SQLite volume, run
 //! read-only as uid 10001, and a release replaces the instances one at a
-//! time without a failed request. The images are built by the test (the
+//! time without a failed request; then the same images with PostgreSQL,
+//! its password a compose secret. The images are built by the test (the
 //! base images locally, see `support::docker`); nginx is Debian's 1.22
-//! standing in for the official image.
+//! standing in for the official image, PostgreSQL Debian's 15 with an
+//! entrypoint that does what the official image's does.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,8 +18,8 @@ use std::time::{Duration, Instant};
 use assert_cmd::prelude::*;
 
 use crate::support::deploy::{run, run_ok};
-use crate::support::docker::{docker_ok, Guard};
-use crate::support::{cargo, eventually, free_port, generate, get, manage, post_form, request};
+use crate::support::docker::{base_image, boxed_project, docker_ok, Guard};
+use crate::support::{eventually, free_port, get, manage, post_form, request};
 
 /// A compose project of the test's own, taken down (containers, network,
 /// volumes) when it drops, also after a failed assertion.
@@ -81,9 +83,10 @@ fn post_note(addr: &str, text: &str) -> u16 {
 
 #[test]
 #[allow(clippy::print_stderr)] // the release's figures, for BENCHMARKS.md
-fn compose_starts_in_order_serves_through_nginx_and_replaces_instances_without_failures() {
-    // The name deploy_container uses: same manifests, same dependency layer.
-    let (_tmp, dir) = generate("boxed");
+fn compose_starts_in_order_releases_without_failures_and_runs_postgres_behind_its_secret() {
+    // deploy_container's project: the build stages one test made serve the
+    // other from the cache.
+    let (_tmp, dir) = boxed_project();
     let http = free_port();
     manage()
         .current_dir(&dir)
@@ -95,8 +98,6 @@ fn compose_starts_in_order_serves_through_nginx_and_replaces_instances_without_f
         .args(["--rate-limit", "1000r/s"])
         .assert()
         .success();
-    let lock = run(cargo(&dir).args(["generate-lockfile", "--quiet"]));
-    assert!(lock.status.success(), "{lock:?}");
     let dockerfile = fs::read_to_string(dir.join("Dockerfile")).unwrap();
     let mut guard = Guard::new(&dockerfile);
     let tag = format!("compose-test-{}", std::process::id());
@@ -110,7 +111,7 @@ fn compose_starts_in_order_serves_through_nginx_and_replaces_instances_without_f
     let compose = Compose {
         dir: cdir,
         project: format!("managetest{}", std::process::id()),
-        tag,
+        tag: tag.clone(),
     };
     let started = Instant::now();
     compose.ok(&["up", "--detach", "--no-build"]);
@@ -241,12 +242,127 @@ fn compose_starts_in_order_serves_through_nginx_and_replaces_instances_without_f
         stopping.elapsed()
     );
     assert_eq!(compose.inspect("app-1", "{{.State.ExitCode}}"), "0");
+    let project = compose.project.clone();
     drop(compose);
-    assert_no_leftovers();
+    assert_no_leftovers(&project);
+
+    with_postgres(&dir, &mut guard, &tag, http);
 }
 
-/// Nothing of the project is left once `down` ran.
-fn assert_no_leftovers() {
+/// compose.yaml for `database = "postgres"` with the same images (the app
+/// stage differs by one ENV line): `migrate` waits for PostgreSQL to be
+/// healthy, both instances use it with the password from the secret file
+/// (never in an environment), the database is not published and refuses a
+/// wrong password, and the app comes back after PostgreSQL restarts.
+fn with_postgres(dir: &Path, guard: &mut Guard, tag: &str, http: u16) {
+    manage()
+        .current_dir(dir)
+        .args(["deploy-config", "--only", "container", "--tls", "off"])
+        .args(["--domain", "localhost", "--listen-address", "127.0.0.1"])
+        .args(["--http-port", &http.to_string()])
+        .args(["--nginx-image", "nginx:1.22-bookworm"])
+        .args(["--database", "postgres", "--force"])
+        .assert()
+        .success();
+    let compose_file = dir.join("deploy/container/compose.yaml");
+    let postgres_image = fs::read_to_string(&compose_file)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("image: postgres:").map(str::to_owned))
+        .expect("a postgres service in compose.yaml");
+    base_image(&format!("postgres:{postgres_image}"));
+    let app = guard.build(dir, &["--target", "app"]);
+    guard.tag(&app.image, &format!("boxed:{tag}"));
+
+    let cdir = dir.join("deploy/container");
+    fs::create_dir_all(cdir.join("secrets")).unwrap();
+    // Characters a URL must escape: the app encodes the password itself.
+    let password = format!("p@ss:w/rd%{}", std::process::id());
+    fs::write(cdir.join("secrets/db-password"), format!("{password}\n")).unwrap();
+    let compose = Compose {
+        dir: cdir,
+        project: format!("managetest{}pg", std::process::id()),
+        tag: tag.to_owned(),
+    };
+    compose.ok(&["up", "--detach", "--no-build"]);
+    let addr = format!("127.0.0.1:{http}");
+    let up = eventually(Duration::from_secs(120), || {
+        get(&addr, "/healthz").ok().filter(|r| r.status == 200)
+    });
+    assert!(
+        up.is_some(),
+        "nginx never answered /healthz with PostgreSQL:\n{}",
+        compose.ok(&["logs", "--no-color"])
+    );
+    assert_eq!(compose.inspect("migrate", "{{.State.ExitCode}}"), "0");
+    assert!(
+        time(&compose, "migrate", ".State.StartedAt") > time(&compose, "db", ".State.StartedAt"),
+        "migrate before the database"
+    );
+
+    // A note written through one instance is read by both, and is in
+    // PostgreSQL.
+    assert_eq!(post_note(&addr, "from+postgres"), 303);
+    for _ in 0..4 {
+        let notes = get(&addr, "/notes").unwrap();
+        assert!(notes.text().contains("from postgres"), "{}", notes.text());
+    }
+    let psql = |sql: &str, password: &str| {
+        run(&mut compose.command(&[
+            "exec",
+            "-T",
+            "-e",
+            &format!("PGPASSWORD={password}"),
+            "db",
+            "psql",
+            "--host",
+            "127.0.0.1",
+            "--username",
+            "boxed",
+            "--dbname",
+            "boxed",
+            "-tAc",
+            sql,
+        ]))
+    };
+    let rows = psql("SELECT body FROM notes", &password);
+    assert!(rows.status.success(), "{rows:?}");
+    assert!(String::from_utf8_lossy(&rows.stdout).contains("from postgres"));
+    let wrong = psql("SELECT 1", "wrong");
+    assert!(!wrong.status.success(), "a wrong password was taken");
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("password authentication failed"),
+        "{wrong:?}"
+    );
+
+    // The password is in no container's environment, and PostgreSQL is
+    // reachable on compose's network only.
+    for service in ["app-1", "app-2", "migrate", "db"] {
+        let env = compose.inspect(service, "{{json .Config.Env}}");
+        assert!(!env.contains(&password), "{service}: {env}");
+    }
+    let published = compose.inspect("db", "{{json .HostConfig.PortBindings}}");
+    assert!(matches!(published.as_str(), "{}" | "null"), "{published}");
+
+    // PostgreSQL restarts: the instances reconnect and the data is there.
+    compose.ok(&["restart", "--timeout", "20", "db"]);
+    let back = eventually(Duration::from_secs(60), || {
+        get(&addr, "/notes")
+            .ok()
+            .filter(|r| r.status == 200 && r.text().contains("from postgres"))
+    });
+    assert!(
+        back.is_some(),
+        "the notes did not come back after PostgreSQL restarted:\n{}",
+        compose.ok(&["logs", "--no-color", "--tail", "50"])
+    );
+    let project = compose.project.clone();
+    drop(compose);
+    assert_no_leftovers(&project);
+}
+
+/// Nothing of the compose project `ours` is left once `down` ran.
+fn assert_no_leftovers(ours: &str) {
     let left = docker_ok(&[
         "ps",
         "-a",
@@ -256,7 +372,6 @@ fn assert_no_leftovers() {
     ]);
     // Other tests' compose projects may run at the same time: only ours
     // (named by this process) must be gone.
-    let ours = format!("managetest{}", std::process::id());
     for id in left.lines() {
         let project = docker_ok(&[
             "inspect",

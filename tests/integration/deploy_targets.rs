@@ -179,6 +179,8 @@ fn the_output_directory_stays_out_of_the_build_and_a_missing_lockfile_is_warned_
                 "**/.env.*",
                 "**/*.sqlite3",
                 "**/*.sqlite3-*",
+                "Dockerfile",
+                ".dockerignore",
                 "!static",
                 ""
             ]

@@ -28,6 +28,8 @@ use tokio::net::TcpListener;
 
 /// Longest lame-duck period of a socket-activated instance (see [`server`]).
 const LAME_DUCK: Duration = Duration::from_secs(5);
+/// The longest `LAME_DUCK_SECS` taken.
+const LAME_DUCK_MAX_SECS: u64 = 60;
 
 fn main() -> std::io::Result<()> {
     // `.env` holds development settings (DATABASE_URL, SECRET_KEY); the
@@ -74,20 +76,40 @@ fn serve() -> std::io::Result<()> {
         // Connects lazily: the server starts while the database is down, and
         // /healthz says 503 until it is back.
         let db = db::Db::from_env().map_err(std::io::Error::other)?;
+        let lame_duck = lame_duck(inherited);
         eprintln!("{} database: {}", env!("CARGO_PKG_NAME"), db.kind());
         eprintln!(
             "{} listening on http://{}",
             env!("CARGO_PKG_NAME"),
             listener.local_addr()?
         );
-        // Only systemd (which sets INVOCATION_ID) hands this socket to a
-        // successor; `manage runserver` and systemfd pass one but switch
-        // traffic themselves, so there is nobody to wait for.
-        let successor = inherited && std::env::var_os("INVOCATION_ID").is_some();
-        let lame_duck = if successor { LAME_DUCK } else { Duration::ZERO };
         server::serve(listener, db, lame_duck).await;
         Ok(())
     })
+}
+
+/// How long to stay lame duck after SIGTERM (see [`server`]):
+/// `LAME_DUCK_SECS` when it is set (the image `manage deploy-config` writes
+/// sets 5: nginx in compose keeps idle connections to a container as it
+/// does to a machine's instance), else `LAME_DUCK` when systemd (which sets
+/// INVOCATION_ID) passed the socket, else none: `manage runserver` and
+/// systemfd pass one but switch traffic themselves, so there is nobody to
+/// wait for.
+fn lame_duck(inherited: bool) -> Duration {
+    if let Some(value) = std::env::var_os("LAME_DUCK_SECS") {
+        match value.to_str().and_then(|v| v.trim().parse::<u64>().ok()) {
+            Some(secs) if secs <= LAME_DUCK_MAX_SECS => return Duration::from_secs(secs),
+            _ => eprintln!(
+                "LAME_DUCK_SECS is whole seconds from 0 to {LAME_DUCK_MAX_SECS}, not {value:?}; \
+                 ignoring it"
+            ),
+        }
+    }
+    if inherited && std::env::var_os("INVOCATION_ID").is_some() {
+        LAME_DUCK
+    } else {
+        Duration::ZERO
+    }
 }
 
 fn migrate() -> Result<(), Box<dyn std::error::Error>> {

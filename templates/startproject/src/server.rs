@@ -12,9 +12,10 @@
 //! config `manage deploy-config` writes, is shorter than `LAME_DUCK` (main.rs)). Then
 //! it stops accepting (connections not yet accepted wait in the socket for
 //! the next process), finishes in-flight requests for at most
-//! `SHUTDOWN_GRACE`, and exits. Started any other way (HOST/PORT,
-//! `manage runserver`), nothing takes over the socket, so it skips the
-//! lame-duck period.
+//! `SHUTDOWN_GRACE`, and exits. In a container (HOST/PORT) nginx keeps
+//! idle connections the same way, so the image sets `LAME_DUCK_SECS`;
+//! started any other way (`manage runserver`, HOST/PORT by hand), nobody
+//! waits on this process, so it skips the lame-duck period.
 
 use std::convert::Infallible;
 use std::future::Future;

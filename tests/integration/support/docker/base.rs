@@ -1,31 +1,23 @@
-//! Docker for the container tests (#12): a daemon that answers, the base
-//! images a generated Dockerfile names, and a guard that removes by id
-//! every container and image a test made.
-//!
-//! No image registry is reachable here, so the images in the `FROM` lines
-//! are built locally under the names the Dockerfile uses, from Debian trees
-//! (`debootstrap`, cached in the target directory) piped into
-//! `docker import`: the runtime image is Debian 12 minbase without docs
-//! (like `debian:bookworm-slim`), nginx's the same with Debian's nginx, the
-//! builder the same plus gcc, libc6-dev, ca-certificates (with this
-//! machine's authorities), pkg-config and this machine's Rust toolchain,
-//! laid out like the official `rust` image. Each is made once (a file lock
-//! serializes tests and test processes) and kept while its recipe is
-//! unchanged, like the trees.
-//!
-//! Builds use the legacy builder (`DOCKER_BUILDKIT=0`, what a Docker 28
-//! client without buildx falls back to) and the host's network, since cargo
-//! in the build fetches crates. Containers are reached on ports published
-//! on 127.0.0.1 or with `--network host`, never by bridge address.
+//! The base images, made locally: no image registry is reachable here, so
+//! the images in the `FROM` lines are built under the names the Dockerfile
+//! uses, from Debian trees (`debootstrap`, cached in the target directory)
+//! piped into `docker import`: the runtime image is Debian 12 minbase
+//! without docs (like `debian:bookworm-slim`), nginx's the same with
+//! Debian's nginx, the builder the same plus gcc, libc6-dev,
+//! ca-certificates (with this machine's authorities), pkg-config and this
+//! machine's Rust toolchain, laid out like the official `rust` image. Each
+//! is made once (a file lock serializes tests and test processes) and kept
+//! while its recipe is unchanged, like the trees.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::debian::{debootstrap_tree, key, Lock};
-use super::deploy::{run, tool};
+use super::super::debian::{debootstrap_tree, key, Lock};
+use super::super::deploy::run;
+use super::{docker, id_of};
 
 /// Labels a base image with the recipe it was built from.
 const RECIPE_LABEL: &str = "manage.test.recipe";
@@ -37,43 +29,6 @@ const BUILDER_PACKAGES: &str = "gcc,libc6-dev,ca-certificates,pkg-config";
 /// needs the same).
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// `docker`, once a daemon has answered; a failed test saying how to start
-/// one otherwise (never a skip: `.ci/run` starts it).
-pub fn docker() -> Command {
-    static ANSWERS: OnceLock<Result<String, String>> = OnceLock::new();
-    let answer = ANSWERS.get_or_init(|| {
-        let out = run(Command::new(tool("docker", "docker.io")).args([
-            "version",
-            "--format",
-            "{{.Server.Version}}",
-        ]));
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
-    });
-    if let Err(err) = answer {
-        panic!("no Docker daemon answers; start dockerd (.ci/run does): {err}");
-    }
-    let mut cmd = Command::new(tool("docker", "docker.io"));
-    cmd.env("DOCKER_BUILDKIT", "0");
-    cmd
-}
-
-/// Runs `docker ARGS`, failing the test unless it exits 0; its stdout.
-pub fn docker_ok(args: &[&str]) -> String {
-    let out = run(docker().args(args));
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 /// The images a Dockerfile's `FROM` lines name, in order, leaving out the
 /// stages it builds itself (`FROM builder`).
@@ -99,13 +54,24 @@ pub fn from_images(dockerfile: &str) -> Vec<String> {
 }
 
 /// Makes the base images `dockerfile` names unless they are there; their
-/// ids, which a [`Guard`] never removes.
+/// ids, which a [`Guard`](super::Guard) never removes.
 pub fn base_images(dockerfile: &str) -> Vec<String> {
-    let _lock = Lock::take(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("docker-base.lock"));
+    let _lock = lock();
     from_images(dockerfile)
         .iter()
-        .map(|image| base_image(image))
+        .map(|image| make(image))
         .collect()
+}
+
+/// Makes one base image (PostgreSQL's, which compose runs) unless it is
+/// there; its id.
+pub fn base_image(image: &str) -> String {
+    let _lock = lock();
+    make(image)
+}
+
+fn lock() -> Lock {
+    Lock::take(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("docker-base.lock"))
 }
 
 /// What a base image is made of: its kind, its Debian tree, and a key of
@@ -125,6 +91,13 @@ fn recipe(image: &str) -> (&'static str, PathBuf, String) {
             "nginx",
             debootstrap_tree("docker-nginx", "nginx", &[]),
             "user nginx".to_owned(),
+        ),
+        // Debian's PostgreSQL 15 with an entrypoint that does what the
+        // official image's does with the variables compose.yaml sets.
+        "postgres" => (
+            "postgres",
+            debootstrap_tree("docker-postgres", "postgresql-15", &[]),
+            POSTGRES_ENTRYPOINT.to_owned(),
         ),
         "rust" => {
             let version = run(Command::new("rustc").arg("-vV"));
@@ -149,7 +122,7 @@ fn sysroot() -> PathBuf {
 }
 
 #[allow(clippy::print_stderr)] // how long the build took, for whoever watches
-fn base_image(image: &str) -> String {
+fn make(image: &str) -> String {
     let (kind, tree, recipe) = recipe(image);
     let label = format!("{{{{index .Config.Labels \"{RECIPE_LABEL}\"}}}}");
     let out = run(docker().args(["image", "inspect", "--format", &label, image]));
@@ -163,7 +136,30 @@ fn base_image(image: &str) -> String {
     tar.args(["--numeric-owner", "-c"]);
     let mut changes = vec!["CMD [\"bash\"]".to_owned(), format!("ENV PATH={PATH}")];
     match kind {
-        "debian" | "nginx" => {
+        "debian" | "nginx" | "postgres" => {
+            if kind == "postgres" {
+                let bin = staging.path().join("usr/local/bin");
+                std::fs::create_dir_all(&bin).unwrap();
+                let entrypoint = bin.join("docker-entrypoint.sh");
+                std::fs::write(&entrypoint, POSTGRES_ENTRYPOINT).unwrap();
+                std::fs::set_permissions(&entrypoint, std::fs::Permissions::from_mode(0o755))
+                    .unwrap();
+                changes = vec![
+                    "ENTRYPOINT [\"docker-entrypoint.sh\"]".to_owned(),
+                    "CMD [\"postgres\"]".to_owned(),
+                    format!("ENV PATH=/usr/lib/postgresql/15/bin:{PATH}"),
+                    "ENV PGDATA=/var/lib/postgresql/data".to_owned(),
+                ];
+                // Not the cluster Debian's package made: the entrypoint
+                // makes one in PGDATA.
+                tar.args([
+                    "--exclude=./var/lib/postgresql/*",
+                    "--exclude=./etc/postgresql/*",
+                ])
+                .arg("-C")
+                .arg(staging.path())
+                .arg("usr/local/bin/docker-entrypoint.sh");
+            }
             if kind == "nginx" {
                 changes[0] = "CMD [\"nginx\", \"-g\", \"daemon off;\"]".to_owned();
                 // The official image's worker user, which the generated
@@ -288,137 +284,37 @@ fn toolchain_name() -> (String, String) {
     (format!("{release}-{host}"), release)
 }
 
-/// The full id of an image or container.
-pub fn id_of(name: &str) -> String {
-    docker_ok(&["inspect", "--format", "{{.Id}}", name])
-}
-
-/// A finished `docker build`.
-pub struct Build {
-    pub image: String,
-    pub log: String,
-    pub took: Duration,
-}
-
-/// What a test made; removed by id when it drops, also after a failed
-/// assertion: containers first, then images, never the base images.
-pub struct Guard {
-    keep: Vec<String>,
-    containers: Vec<String>,
-    images: Vec<String>,
-    tags: Vec<String>,
-}
-
-impl Guard {
-    /// Makes the base images `dockerfile` names (see [`base_images`]).
-    pub fn new(dockerfile: &str) -> Guard {
-        Guard {
-            keep: base_images(dockerfile),
-            containers: Vec::new(),
-            images: Vec::new(),
-            tags: Vec::new(),
-        }
-    }
-
-    /// Tags `image` as `name` (what compose runs), untagged again on drop.
-    pub fn tag(&mut self, image: &str, name: &str) {
-        docker_ok(&["tag", image, name]);
-        self.tags.push(name.to_owned());
-    }
-
-    /// `docker build --network host` of `context` (its Dockerfile), with
-    /// `extra` arguments; fails the test with the build log on an error.
-    pub fn build(&mut self, context: &Path, extra: &[&str]) -> Build {
-        let iidfile = tempfile::NamedTempFile::new().unwrap();
-        let started = Instant::now();
-        let out = run(docker()
-            .args(["build", "--network", "host", "--force-rm", "--iidfile"])
-            .arg(iidfile.path())
-            .args(extra)
-            .arg(context));
-        let took = started.elapsed();
-        let log = String::from_utf8_lossy(&out.stdout).into_owned();
-        // Every layer the build made, cached or not: the legacy builder
-        // keeps the intermediate images of every stage.
-        for line in log.lines() {
-            if let Some(id) = line.trim().strip_prefix("---> ") {
-                if id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    self.images.push(id.to_owned());
-                }
-            }
-        }
-        assert!(
-            out.status.success(),
-            "docker build failed ({}):\n{log}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let image = std::fs::read_to_string(iidfile.path()).unwrap();
-        self.images.push(image.trim().to_owned());
-        Build {
-            image: image.trim().to_owned(),
-            log,
-            took,
-        }
-    }
-
-    /// `docker run --detach ARGS`: the container's id.
-    pub fn run(&mut self, args: &[&str]) -> String {
-        let mut full = vec!["run", "--detach"];
-        full.extend(args);
-        let out = run(docker().args(&full));
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if !id.is_empty() {
-            self.containers.push(id.clone());
-        }
-        assert!(
-            out.status.success(),
-            "docker {full:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        id
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for id in self.containers.iter().rev() {
-            let _ = run(docker().args(["rm", "--force", "--volumes", id]));
-        }
-        for tag in &self.tags {
-            let _ = run(docker().args(["image", "rm", "--no-prune", tag]));
-        }
-        // Newest first, and again while that removes some: an image with
-        // children (a layer both builds share) goes once they are gone.
-        // Tagged images are never ours (the base images are kept anyway).
-        let mut left: Vec<&String> = Vec::new();
-        for id in self.images.iter().rev() {
-            let base = self.keep.iter().any(|k| short(k).starts_with(short(id)));
-            if !base && !left.contains(&id) {
-                left.push(id);
-            }
-        }
-        for _ in 0..5 {
-            let before = left.len();
-            left.retain(|id| {
-                let tags =
-                    run(docker().args(["image", "inspect", "--format", "{{len .RepoTags}}", id]));
-                if !tags.status.success() {
-                    return false; // gone with a child
-                }
-                if String::from_utf8_lossy(&tags.stdout).trim() != "0" {
-                    return false;
-                }
-                !run(docker().args(["image", "rm", id])).status.success()
-            });
-            if left.is_empty() || left.len() == before {
-                break;
-            }
-        }
-    }
-}
-
-/// An id without its `sha256:` prefix.
-fn short(id: &str) -> &str {
-    id.strip_prefix("sha256:").unwrap_or(id)
-}
+/// The official postgres image's entrypoint, for the variables compose.yaml
+/// sets: as root it hands PGDATA to `postgres` and runs itself as that
+/// user; a first start makes the cluster (the superuser `POSTGRES_USER`
+/// with the password in `POSTGRES_PASSWORD_FILE`, password logins from
+/// the network) and `POSTGRES_DB`; then the server listens on every
+/// address of its container.
+const POSTGRES_ENTRYPOINT: &str = r#"#!/bin/sh
+set -eu
+: "${PGDATA:=/var/lib/postgresql/data}"
+export PGDATA
+if [ "$1" != postgres ]; then
+    exec "$@"
+fi
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chown -R postgres:postgres "$PGDATA" /var/run/postgresql
+    chmod 700 "$PGDATA"
+    exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+fi
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    user="${POSTGRES_USER:-postgres}"
+    initdb --username="$user" --pwfile="$POSTGRES_PASSWORD_FILE" \
+        --auth-local=trust --auth-host=scram-sha-256
+    echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+    db="${POSTGRES_DB:-$user}"
+    if [ "$db" != postgres ]; then
+        pg_ctl --wait --options="-c listen_addresses=''" start
+        psql --username="$user" --dbname=postgres --set=ON_ERROR_STOP=1 \
+            --command="CREATE DATABASE \"$db\""
+        pg_ctl --wait --mode=fast stop
+    fi
+fi
+exec "$@" -c listen_addresses='*'
+"#;
