@@ -23,8 +23,9 @@ use crate::support::debian::debootstrap_tree;
 use crate::support::deploy::{run, tool};
 use crate::support::descendants;
 
-/// Packages in the tree itself: a booting systemd, and the test's tools.
-const INCLUDE: &str = "systemd,systemd-sysv,dbus,curl,wrk,iproute2,ca-certificates";
+/// Packages in the tree itself: a booting systemd, and the test's tools
+/// (pebble: Let's Encrypt's test ACME server).
+const INCLUDE: &str = "systemd,systemd-sysv,dbus,curl,wrk,iproute2,ca-certificates,pebble";
 /// Packages install.sh installs, downloaded into the tree's apt cache so
 /// that it can install them without a network.
 const PREFETCH: &[&str] = &[
@@ -35,6 +36,7 @@ const PREFETCH: &[&str] = &[
     "logrotate",
     "postgresql",
     "unattended-upgrades",
+    "certbot",
 ];
 
 /// The cached Debian 12 tree (built once: about 45 s).

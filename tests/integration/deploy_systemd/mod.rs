@@ -4,10 +4,11 @@
 //! restarts under load that fail no request.
 
 mod container;
+mod letsencrypt;
 mod releases;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -104,6 +105,23 @@ fn nginx_errors(c: &Container) -> String {
     )
 }
 
+/// `cp -R FROM INTO`: a copy of the directory `from` at `into` (inside it
+/// when `into` exists).
+fn copy_tree(from: &Path, into: &Path) {
+    let copy = std::process::Command::new("cp")
+        .arg("-R")
+        .arg(from)
+        .arg(into)
+        .status()
+        .unwrap();
+    assert!(
+        copy.success(),
+        "cp -R {} {}",
+        from.display(),
+        into.display()
+    );
+}
+
 /// The site's app built `--release` into the shared target directory.
 fn release_build(s: &Site) -> PathBuf {
     let build = cargo(&s.project)
@@ -153,13 +171,7 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
         .map(String::from),
     );
     fs::copy(&exe, deploy.join(NAME)).unwrap();
-    let copy = std::process::Command::new("cp")
-        .arg("-R")
-        .arg(s.project.join("static"))
-        .arg(&deploy)
-        .status()
-        .unwrap();
-    assert!(copy.success());
+    copy_tree(&s.project.join("static"), &deploy);
 
     // Installed from nothing on a minimal Debian: packages, app, nginx,
     // firewall. A second run changes nothing and says so.
@@ -362,24 +374,12 @@ fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_
         .map(|((dir, short, _), ns)| {
             let c = Container::boot_in(&tree, short, Some(ns));
             let deploy = c.rootfs().join("root/deploy");
-            let copy = std::process::Command::new("cp")
-                .arg("-R")
-                .arg(out.join(dir))
-                .arg(&deploy)
-                .status()
-                .unwrap();
-            assert!(copy.success());
+            copy_tree(&out.join(dir), &deploy);
             if dir.starts_with("app") {
                 fs::copy(&exe, deploy.join(NAME)).unwrap();
             }
             if dir.starts_with("web") {
-                let copy = std::process::Command::new("cp")
-                    .arg("-R")
-                    .arg(s.project.join("static"))
-                    .arg(&deploy)
-                    .status()
-                    .unwrap();
-                assert!(copy.success());
+                copy_tree(&s.project.join("static"), &deploy);
             }
             c
         })
