@@ -99,7 +99,7 @@ fn letsencrypt_first_install_gets_its_certificate_and_a_renewal_reloads_nginx() 
         &["--domain", DOMAIN, "--tls", "letsencrypt"].map(String::from),
     );
     fs::copy(&exe, deploy.join(NAME)).unwrap();
-    copy_tree(&s.project.join("static"), &deploy);
+    copy_tree(&s.project.join("static"), &deploy.join("static"));
 
     // Without an address for certbot, install.sh stops before it changes
     // anything, and says what to set.

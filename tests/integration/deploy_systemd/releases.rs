@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::container::{debian_tree, Container};
 use super::{
-    finish_load, instance_health, nginx_errors, release_build, start_wrk, through_nginx, Load, NAME,
+    finish_load, instance_health, nginx_errors, release_build, start_wrk, through_nginx, Load,
+    NAME, NEW_CONNECTIONS,
 };
 use crate::support::deploy::site;
 use crate::support::eventually;
@@ -46,12 +47,6 @@ const WRK_TIMEOUT: &[&str] = &["--timeout", "10s"];
 fn start_gets(c: &Container, seconds: u32, extra: &[&str]) -> Child {
     start_wrk(c, SITE, seconds, &[WRK_TIMEOUT, extra].concat())
 }
-
-/// An nginx reload closes its idle keep-alive connections to clients, which
-/// browsers retry and wrk counts as errors: while nginx reloads, every
-/// request comes on a connection of its own, so what is measured is what
-/// happens to requests on their way to the app.
-const NEW_CONNECTIONS: &[&str] = &["-H", "Connection: close"];
 
 fn start_posts(c: &Container, seconds: u32, extra: &[&str]) -> Child {
     fs::write(c.rootfs().join("root/post.lua"), POST_LUA).unwrap();
