@@ -88,6 +88,26 @@ fn finish_load(wrk: Child) -> Load {
     load
 }
 
+/// Prints one run's figures (BENCHMARKS.md quotes them) and fails the test
+/// when a request failed: a non-2xx answer or a socket error; `errors` are
+/// nginx's, counted by kind.
+#[allow(clippy::print_stderr)]
+fn assert_no_failures(what: &str, load: &Load, errors: &str) {
+    eprintln!(
+        "{what} under wrk -c8: {} requests, {} non-2xx, socket errors: {}, longest {}\nnginx:\n{errors}",
+        load.requests,
+        load.non_2xx,
+        if load.socket_errors.is_empty() { "none" } else { &load.socket_errors },
+        load.latency_max
+    );
+    assert_eq!(load.non_2xx, 0, "{what}: {}\nnginx:\n{errors}", load.text);
+    assert!(
+        load.socket_errors.is_empty(),
+        "{what}: {}\nnginx:\n{errors}",
+        load.text
+    );
+}
+
 /// Status of the health path asked of one instance directly.
 fn instance_health(c: &Container, port: u16) -> bool {
     c.sh(&format!(
@@ -257,19 +277,7 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
     ));
     let load = finish_load(wrk);
     let errors = nginx_errors(&c);
-    eprintln!(
-        "six restarts and a SIGKILL under wrk -c8: {} requests, {} non-2xx, socket errors: {}, longest {}\nnginx:\n{errors}",
-        load.requests,
-        load.non_2xx,
-        if load.socket_errors.is_empty() { "none" } else { &load.socket_errors },
-        load.latency_max
-    );
-    assert_eq!(load.non_2xx, 0, "{}\nnginx:\n{errors}", load.text);
-    assert!(
-        load.socket_errors.is_empty(),
-        "{}\nnginx:\n{errors}",
-        load.text
-    );
+    assert_no_failures("six restarts and a SIGKILL", &load, &errors);
     // The killed instance is back (systemd restarts it after RestartSec).
     eventually(Duration::from_secs(10), || {
         (c.sh(&format!(
@@ -299,15 +307,7 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
     }
     let load = finish_load(wrk);
     let errors = nginx_errors(&c);
-    eprintln!(
-        "install.sh with a new release under wrk -c8: {} requests, {} non-2xx, socket errors: {}, longest {}",
-        load.requests,
-        load.non_2xx,
-        if load.socket_errors.is_empty() { "none" } else { &load.socket_errors },
-        load.latency_max
-    );
-    assert_eq!(load.non_2xx, 0, "{}\nnginx:\n{errors}", load.text);
-    assert!(load.socket_errors.is_empty(), "{}", load.text);
+    assert_no_failures("install.sh with a new release", &load, &errors);
 }
 
 /// `systemd-analyze security`'s overall exposure of a unit in `c`.

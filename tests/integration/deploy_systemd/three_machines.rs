@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::container::{debian_tree, Container};
 use super::{
-    copy_tree, exposure, finish_load, nginx_errors, release_build, start_load, start_wrk,
-    through_nginx, NAME, NEW_CONNECTIONS, PLAIN, PORTS,
+    assert_no_failures, copy_tree, exposure, finish_load, nginx_errors, release_build, start_load,
+    start_wrk, through_nginx, NAME, NEW_CONNECTIONS, PLAIN, PORTS,
 };
 use crate::support::deploy::{site, Netns};
 use crate::support::eventually;
@@ -179,18 +179,10 @@ fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_
     ));
     let load = finish_load(wrk);
     let errors = nginx_errors(web);
-    eprintln!(
-        "three machines, four restarts and a SIGKILL under wrk -c8: {} requests, {} non-2xx, socket errors: {}, longest {}\nnginx:\n{errors}",
-        load.requests,
-        load.non_2xx,
-        if load.socket_errors.is_empty() { "none" } else { &load.socket_errors },
-        load.latency_max
-    );
-    assert_eq!(load.non_2xx, 0, "{}\nnginx:\n{errors}", load.text);
-    assert!(
-        load.socket_errors.is_empty(),
-        "{}\nnginx:\n{errors}",
-        load.text
+    assert_no_failures(
+        "three machines, four restarts and a SIGKILL",
+        &load,
+        &errors,
     );
     eventually(Duration::from_secs(10), || {
         app2.sh(&format!(
@@ -255,18 +247,10 @@ fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_
     }
     let load = finish_load(wrk);
     let errors = nginx_errors(web);
-    eprintln!(
-        "three machines, a new base-port rolled out and pruned under wrk -c8: {} requests, {} non-2xx, socket errors: {}, longest {}\nnginx:\n{errors}",
-        load.requests,
-        load.non_2xx,
-        if load.socket_errors.is_empty() { "none" } else { &load.socket_errors },
-        load.latency_max
-    );
-    assert_eq!(load.non_2xx, 0, "{}\nnginx:\n{errors}", load.text);
-    assert!(
-        load.socket_errors.is_empty(),
-        "{}\nnginx:\n{errors}",
-        load.text
+    assert_no_failures(
+        "three machines, a new base-port rolled out and pruned",
+        &load,
+        &errors,
     );
     assert_eq!(through_nginx(web, PLAIN, "/healthz"), "200");
     drop(containers);
