@@ -52,6 +52,22 @@ impl Compose {
         docker_ok(&["inspect", "--format", format, &self.id(service)])
     }
 
+    /// `up --detach` with the images the test built; nginx's address on
+    /// loopback once it answers the health path.
+    fn up(&self, http: u16, within: Duration) -> String {
+        self.ok(&["up", "--detach", "--no-build"]);
+        let addr = format!("127.0.0.1:{http}");
+        let up = eventually(within, || {
+            get(&addr, "/healthz").ok().filter(|r| r.status == 200)
+        });
+        assert!(
+            up.is_some(),
+            "nginx never answered /healthz within {within:?}:\n{}",
+            self.ok(&["logs", "--no-color"])
+        );
+        addr
+    }
+
     fn healthy(&self, service: &str, within: Duration) {
         let status = eventually(within, || {
             let status = self.inspect(service, "{{.State.Health.Status}}");
@@ -114,16 +130,7 @@ fn compose_starts_in_order_releases_without_failures_and_runs_postgres_behind_it
         tag: tag.clone(),
     };
     let started = Instant::now();
-    compose.ok(&["up", "--detach", "--no-build"]);
-    let addr = format!("127.0.0.1:{http}");
-    let up = eventually(Duration::from_secs(90), || {
-        get(&addr, "/healthz").ok().filter(|r| r.status == 200)
-    });
-    assert!(
-        up.is_some(),
-        "nginx never answered /healthz:\n{}",
-        compose.ok(&["logs", "--no-color"])
-    );
+    let addr = compose.up(http, Duration::from_secs(90));
     eprintln!(
         "compose up: serving through nginx after {:.1?}",
         started.elapsed()
@@ -284,16 +291,7 @@ fn with_postgres(dir: &Path, guard: &mut Guard, tag: &str, http: u16) {
         project: format!("managetest{}pg", std::process::id()),
         tag: tag.to_owned(),
     };
-    compose.ok(&["up", "--detach", "--no-build"]);
-    let addr = format!("127.0.0.1:{http}");
-    let up = eventually(Duration::from_secs(120), || {
-        get(&addr, "/healthz").ok().filter(|r| r.status == 200)
-    });
-    assert!(
-        up.is_some(),
-        "nginx never answered /healthz with PostgreSQL:\n{}",
-        compose.ok(&["logs", "--no-color"])
-    );
+    let addr = compose.up(http, Duration::from_secs(120));
     assert_eq!(compose.inspect("migrate", "{{.State.ExitCode}}"), "0");
     assert!(
         time(&compose, "migrate", ".State.StartedAt") > time(&compose, "db", ".State.StartedAt"),

@@ -41,6 +41,25 @@ struct Load {
 /// happens to requests on their way to the app.
 const NEW_CONNECTIONS: &[&str] = &["-H", "Connection: close"];
 
+/// deploy-config's flags for a plain-HTTP site on localhost whose flood
+/// guard lets the load tests' few clients through, then `more`.
+fn plain_site_args(more: &[&str]) -> Vec<String> {
+    [
+        "--domain",
+        "localhost",
+        "--tls",
+        "off",
+        "--rate-limit",
+        "1000000r/s",
+        "--rate-limit-burst",
+        "100000",
+    ]
+    .iter()
+    .chain(more)
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// wrk inside the container against nginx on its loopback at `site`
 /// (`https://localhost:443`), for `seconds`.
 fn start_load(c: &Container, site: &str, seconds: u32) -> Child {

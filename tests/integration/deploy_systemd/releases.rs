@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::container::{debian_tree, Container};
 use super::{
-    finish_load, instance_health, nginx_errors, release_build, start_wrk, through_nginx, Load,
-    NAME, NEW_CONNECTIONS,
+    finish_load, instance_health, nginx_errors, plain_site_args, release_build, start_wrk,
+    through_nginx, Load, NAME, NEW_CONNECTIONS,
 };
 use crate::support::deploy::site;
 use crate::support::eventually;
@@ -125,21 +125,7 @@ fn current_release(c: &Container) -> String {
 }
 
 fn deploy_args(base_port: u16) -> Vec<String> {
-    [
-        "--force",
-        "--domain",
-        "localhost",
-        "--tls",
-        "off",
-        "--rate-limit",
-        "1000000r/s",
-        "--rate-limit-burst",
-        "100000",
-        "--base-port",
-        &base_port.to_string(),
-    ]
-    .map(String::from)
-    .to_vec()
+    plain_site_args(&["--force", "--base-port", &base_port.to_string()])
 }
 
 fn with_marker(exe: &Path, marker: &str, to: &Path) {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::container::{debian_tree, Container};
 use super::{
-    assert_no_failures, copy_tree, exposure, finish_load, nginx_errors, release_build, start_load,
-    start_wrk, through_nginx, NAME, NEW_CONNECTIONS, PLAIN, PORTS,
+    assert_no_failures, copy_tree, exposure, finish_load, nginx_errors, plain_site_args,
+    release_build, start_load, start_wrk, through_nginx, NAME, NEW_CONNECTIONS, PLAIN, PORTS,
 };
 use crate::support::deploy::{site, Netns};
 use crate::support::eventually;
@@ -42,24 +42,7 @@ fn three_machines_each_installed_by_its_own_install_sh_restart_without_losing_a_
         .collect();
 
     let apps = app_ips.join(",");
-    let layout: Vec<String> = [
-        "--domain",
-        "localhost",
-        "--tls",
-        "off",
-        "--rate-limit",
-        "1000000r/s",
-        "--rate-limit-burst",
-        "100000",
-        "--web",
-        web_ip,
-        "--app",
-        &apps,
-        "--db",
-        db_ip,
-    ]
-    .map(String::from)
-    .to_vec();
+    let layout = plain_site_args(&["--web", web_ip, "--app", &apps, "--db", db_ip]);
     let out = s.scratch.join("out");
     s.deploy(&out, &layout);
 
