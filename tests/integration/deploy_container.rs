@@ -306,6 +306,17 @@ fn the_image_builds_and_runs_read_only_as_its_user_healthy_and_stops_gracefully(
         (404, "nothing here\n".to_owned())
     );
 
+    // An edit of the Dockerfile alone (.dockerignore leaves it out of the
+    // context) rebuilds no layer of the app: the sources' copy and the
+    // app's build come from the cache.
+    let mut edited = fs::read_to_string(dir.join("Dockerfile")).unwrap();
+    edited.push_str("# edited by hand\n");
+    fs::write(dir.join("Dockerfile"), edited).unwrap();
+    let again = guard.build(&dir, &[]);
+    for step in ["COPY . .", "RUN touch"] {
+        assert!(step_cached(&again.log, step), "`{step}`:\n{}", again.log);
+    }
+
     let size: u64 = docker_ok(&["image", "inspect", "--format", "{{.Size}}", &warm.image])
         .parse()
         .unwrap();

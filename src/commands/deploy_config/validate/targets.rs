@@ -162,11 +162,11 @@ pub fn container(
     }
     let out_dir = ws.out_dir.as_deref().and_then(|out| {
         let needed = |path: &str| out == "." || path == out || path.starts_with(&format!("{out}/"));
-        let needs = std::iter::once(&ws.package_dir)
+        let mut needs = std::iter::once(&ws.package_dir)
             .chain(&ws.manifests)
             .chain(ws.sources.iter().map(|(source, _)| source))
             .chain(ws.static_source.iter().map(|(dir, _)| dir));
-        if needs.clone().any(|path| needed(path)) {
+        if needs.any(|path| needed(path)) {
             warnings.push(format!(
                 "the output directory `{out}` holds files the image is built from, so \
                  .dockerignore cannot leave it out and its files (with `container/app.env`, \
