@@ -4,15 +4,20 @@
 //!
 //! Queries are plain SQL checked at run time (`sqlx::query`), not sqlx's
 //! compile-time macros, so building needs no database. Migrations are the
-//! files in `migrations/`, built into the binary by `sqlx::migrate!`;
-//! `manage migrate` applies them in development, `NAME migrate` in
-//! production. Write SQL that both databases run, or pick one.
+//! files in `migrations/`, built into the binary by `build.rs` (no
+//! proc-macro, so the drivers are compiled once); `manage migrate` applies
+//! them in development, `NAME migrate` in production. Write SQL that both
+//! databases run, or pick one.
 
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::migrate::{Migrate, Migrator};
 use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migrate, Migration, MigrationSource, MigrationType, Migrator};
 
 /// Where the data lives when `DATABASE_URL` is not set: a file next to
 /// where the app runs, created on first use (as Django's `db.sqlite3`).
@@ -54,8 +59,47 @@ fn with_password(url: &str, password: &str) -> String {
     format!("{scheme}://{user}:{encoded}@{host}")
 }
 
-/// The migrations in `migrations/`, embedded at build time.
-static MIGRATOR: Migrator = sqlx::migrate!();
+/// The files of `migrations/` as `(file name, SQL)`, sorted by name:
+/// written by build.rs, which checked the names.
+const MIGRATIONS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+/// The embedded migrations, read as sqlx reads a `migrations/` directory:
+/// `<version>_<name>.up.sql`, `.down.sql` or `.sql`; `-- no-transaction`
+/// on the first line runs one outside a transaction.
+#[derive(Debug)]
+struct Embedded;
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        Box::pin(async { Ok(embedded()?) })
+    }
+}
+
+fn embedded() -> Result<Vec<Migration>, String> {
+    MIGRATIONS
+        .iter()
+        .map(|&(name, sql)| {
+            let (version, rest) = name
+                .split_once('_')
+                .ok_or_else(|| format!("migration `{name}` is not named <version>_<name>.sql"))?;
+            let version: i64 = version
+                .parse()
+                .map_err(|_| format!("migration `{name}`: `{version}` is not a version number"))?;
+            let kind = MigrationType::from_filename(rest);
+            let description = rest.trim_end_matches(kind.suffix()).replace('_', " ");
+            let no_tx = sql.starts_with("-- no-transaction");
+            Ok(Migration::new(
+                version,
+                Cow::Owned(description),
+                kind,
+                Cow::Borrowed(sql),
+                no_tx,
+            ))
+        })
+        .collect()
+}
 
 /// A pool of connections, cheap to clone.
 #[derive(Clone)]
@@ -68,8 +112,12 @@ impl Db {
     /// A pool for `DATABASE_URL` (or [`DEFAULT_URL`]). It connects on first
     /// use, so the app starts while the database is down.
     pub fn from_env() -> Result<Db, sqlx::Error> {
+        Db::connect(&database_url())
+    }
+
+    /// A pool for `url`, connecting on first use.
+    pub fn connect(url: &str) -> Result<Db, sqlx::Error> {
         sqlx::any::install_default_drivers();
-        let url = database_url();
         let kind = if url.starts_with("postgres") {
             "postgresql"
         } else {
@@ -79,7 +127,7 @@ impl Db {
             .max_connections(if kind == "sqlite" { 1 } else { 8 })
             // A request waits this long for the database, then fails.
             .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy(&url)?;
+            .connect_lazy(url)?;
         Ok(Db { pool, kind })
     }
 
@@ -107,12 +155,13 @@ impl Db {
             .iter()
             .map(|m| m.version)
             .collect();
-        let pending = MIGRATOR
+        let migrator = Migrator::new(Embedded).await?;
+        let pending = migrator
             .iter()
             .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
             .map(|m| format!("{}_{}", m.version, m.description.replace(' ', "_")))
             .collect();
-        MIGRATOR.run(&mut *conn).await?;
+        migrator.run(&mut *conn).await?;
         conn.unlock().await?;
         Ok(pending)
     }
@@ -141,7 +190,22 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::with_password;
+    use super::{embedded, with_password};
+
+    #[test]
+    fn the_embedded_migrations_are_read_as_sqlx_reads_the_directory() {
+        let migrations = embedded().unwrap();
+        assert!(!migrations.is_empty());
+        for m in &migrations {
+            assert!(m.version > 0);
+            assert!(!m.description.contains('_'), "{}", m.description);
+        }
+        assert!(
+            migrations
+                .iter()
+                .any(|m| m.migration_type.is_up_migration())
+        );
+    }
 
     #[test]
     fn the_credential_becomes_the_password() {

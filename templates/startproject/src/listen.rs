@@ -48,10 +48,10 @@ fn inherited_listener() -> std::io::Result<Option<std::net::TcpListener>> {
     let Ok(count) = std::env::var("LISTEN_FDS") else {
         return Ok(None);
     };
-    if let Ok(pid) = std::env::var("LISTEN_PID") {
-        if pid.parse::<u32>().ok() != Some(std::process::id()) {
-            return Ok(None);
-        }
+    if let Ok(pid) = std::env::var("LISTEN_PID")
+        && pid.parse::<u32>().ok() != Some(std::process::id())
+    {
+        return Ok(None);
     }
     if count.parse::<u32>().unwrap_or(0) < 1 {
         return Ok(None);

@@ -17,31 +17,30 @@
 //! started any other way (`manage runserver`, HOST/PORT by hand), nobody
 //! waits on this process, so it skips the lame-duck period.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONNECTION};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-
-use crate::db::Db;
+use tower::ServiceExt;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Accepts connections until SIGTERM/SIGINT, then stops without failing a
 /// request: lame duck for at most `lame_duck`, then in-flight requests.
-pub async fn serve(listener: TcpListener, db: Db, lame_duck: Duration) {
+pub async fn serve(listener: TcpListener, app: Router, lame_duck: Duration) {
     let draining = Arc::new(AtomicBool::new(false));
     // Connections from before the signal: hyper may close them once idle
     // (at the end only). Each task holds a sender; `recv` returns `None`
@@ -57,7 +56,7 @@ pub async fn serve(listener: TcpListener, db: Db, lame_duck: Duration) {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Some((stream, peer)) = accepted_or_wait(accepted).await {
-                    let conn = before.watch(connection(stream, peer, &db, &draining));
+                    let conn = before.watch(connection(stream, peer, &app, &draining));
                     spawn_connection(conn, peer, before_tx.clone());
                 }
             }
@@ -68,7 +67,7 @@ pub async fn serve(listener: TcpListener, db: Db, lame_duck: Duration) {
     drop(before_tx);
 
     if !lame_duck.is_zero() {
-        eprintln!(
+        tracing::info!(
             "shutting down: answering with `Connection: close` until idle connections are gone"
         );
         let deadline = tokio::time::sleep(lame_duck);
@@ -77,7 +76,7 @@ pub async fn serve(listener: TcpListener, db: Db, lame_duck: Duration) {
             tokio::select! {
                 accepted = listener.accept() => {
                     if let Some((stream, peer)) = accepted_or_wait(accepted).await {
-                        spawn_connection(connection(stream, peer, &db, &draining), peer, after_tx.clone());
+                        spawn_connection(connection(stream, peer, &app, &draining), peer, after_tx.clone());
                     }
                 }
                 None = before_rx.recv() => break,
@@ -89,7 +88,7 @@ pub async fn serve(listener: TcpListener, db: Db, lame_duck: Duration) {
     // hands it to the next process.
     drop(listener);
     drop(after_tx);
-    eprintln!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down: finishing in-flight requests");
     let finished = async {
         tokio::join!(before.shutdown(), async {
             while after_rx.recv().await.is_some() {}
@@ -98,7 +97,7 @@ pub async fn serve(listener: TcpListener, db: Db, lame_duck: Duration) {
     tokio::select! {
         () = finished => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            eprintln!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
+            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
     }
 }
@@ -111,24 +110,42 @@ async fn accepted_or_wait(
     match accepted {
         Ok(accepted) => Some(accepted),
         Err(err) => {
-            eprintln!("accept failed: {err}");
+            tracing::warn!("accept failed: {err}");
             tokio::time::sleep(Duration::from_millis(50)).await;
             None
         }
     }
 }
 
-/// HTTP/1 on one connection; responses say `Connection: close` once
-/// `draining` is set.
+/// HTTP/1 on one connection, answered by the router; responses say
+/// `Connection: close` once `draining` is set.
 fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    db: &Db,
+    app: &Router,
     draining: &Arc<AtomicBool>,
 ) -> impl GracefulConnection<Error = hyper::Error> + Send + 'static {
     let draining = draining.clone();
-    let db = db.clone();
-    let service = service_fn(move |req| handle(req, peer, db.clone(), draining.clone()));
+    let app = app.clone();
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        // What `ConnectInfo` extracts: the request id's and /metrics'
+        // trust decisions need the peer.
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let draining = draining.clone();
+        let response = app.clone().oneshot(request.map(axum::body::Body::new));
+        async move {
+            let mut response = response.await?;
+            if draining.load(Ordering::SeqCst) {
+                // hyper closes the connection after this response, so the
+                // peer never sends another request on a connection about to
+                // go away.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
     http1::Builder::new().serve_connection(TokioIo::new(stream), service)
 }
 
@@ -140,7 +157,7 @@ fn spawn_connection(
     tokio::spawn(async move {
         let _guard = guard;
         if let Err(err) = conn.await {
-            eprintln!("connection from {peer}: {err}");
+            tracing::debug!("connection from {peer}: {err}");
         }
     });
 }
@@ -148,7 +165,7 @@ fn spawn_connection(
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("cannot listen for SIGTERM");
         tokio::select! {
             _ = term.recv() => {}
@@ -159,32 +176,4 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Routes a request and logs one line for it to stderr.
-async fn handle(
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    db: Db,
-    draining: Arc<AtomicBool>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let start = Instant::now();
-    let (method, uri, version) = (req.method().clone(), req.uri().clone(), req.version());
-    let mut response = crate::routes::route(req, &db).await;
-    if draining.load(Ordering::SeqCst) {
-        // hyper closes the connection after this response, so the peer
-        // never sends another request on a connection about to go away.
-        response
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    eprintln!(
-        "{peer} \"{} {} {:?}\" {} {:.1}ms",
-        method,
-        uri,
-        version,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64() * 1000.0
-    );
-    Ok(response)
 }
