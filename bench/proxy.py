@@ -35,7 +35,6 @@ Needs `wrk` (Debian package `wrk`).
 import argparse
 import datetime
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -43,7 +42,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_model, free_port, http_get, stop_groups
+from benchlib import cpu_model, free_port, http_get, stop_groups, wrk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "benchproxy"
@@ -81,52 +80,6 @@ def wait_ok(port, path, timeout, proc=None, what="server"):
             pass
         time.sleep(0.1)
     sys.exit(f"{what} did not answer {path} with 200 within {timeout} s")
-
-
-UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
-def to_ms(text):
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
-    if not m:
-        raise ValueError(f"unparseable wrk duration {text!r}")
-    return float(m.group(1)) * UNIT[m.group(2)]
-
-
-def wrk(url, connections, duration):
-    """One bounded wrk run: {'rps', 'p50', 'p99' (ms), 'errors'}."""
-    cmd = [
-        "wrk",
-        "--latency",
-        "-t1",
-        f"-c{connections}",
-        f"-d{duration}s",
-        "--timeout",
-        "5s",
-        url,
-    ]
-    out = subprocess.run(
-        cmd, capture_output=True, text=True, check=True, timeout=duration + 30
-    ).stdout
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
-    if "50" not in pct or "99" not in pct or not rps:
-        sys.exit(f"could not read wrk's output:\n{out}")
-    errors = 0
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if non2xx:
-        errors += int(non2xx.group(1))
-    sock = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
-    )
-    if sock:
-        errors += sum(int(x) for x in sock.groups())
-    return {
-        "rps": float(rps.group(1)),
-        "p50": to_ms(pct["50"]),
-        "p99": to_ms(pct["99"]),
-        "errors": errors,
-    }
 
 
 def measure(url, connections, duration):

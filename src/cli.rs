@@ -10,7 +10,7 @@ const ABOUT: &str = "Django's manage.py for Rust web services";
 
 const AFTER_HELP: &str = "\
 Development and production are two worlds, as in Django:
-  manage startproject mysite     scaffold a hyper + tokio service
+  manage startproject mysite     scaffold an axum + tokio service
   manage runserver               develop it behind a live-reloading proxy
   manage deploy-config           generate nginx + systemd files for production
   manage collectstatic           hashed, compressed static files for nginx

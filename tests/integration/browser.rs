@@ -350,12 +350,9 @@ fn the_open_page_follows_edits_errors_and_fixes() {
         "{state}"
     );
 
-    // 1. An edit: the open page reloads itself and shows the new title.
-    server.edit(
-        "src/welcome.html",
-        "<title>browser-live is running</title>",
-        "<title>First edit, live</title>",
-    );
+    // 1. A template edit: the open page reloads itself and shows the new
+    // title.
+    server.retitle_template("{{ project }} is running", "First edit, live");
     wait_for(
         &browser,
         &server.proc,
@@ -416,11 +413,7 @@ fn the_open_page_follows_edits_errors_and_fixes() {
 
     // 3. The fix, with a newer title: the overlay goes and the page shows
     // the newest text.
-    server.edit(
-        "src/welcome.html",
-        "<title>First edit, live</title>",
-        "<title>Fixed and newest</title>",
-    );
+    server.retitle_template("First edit, live", "Fixed and newest");
     server.edit(
         "src/server.rs",
         "const SHUTDOWN_GRACE: Duration = 10;",

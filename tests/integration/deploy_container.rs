@@ -287,11 +287,7 @@ fn the_image_builds_and_runs_read_only_as_its_user_healthy_and_stops_gracefully(
     // change is in the new binary.
     let routes = dir.join("src/routes.rs");
     let source = fs::read_to_string(&routes).unwrap();
-    fs::write(
-        &routes,
-        source.replace("\"not found\\n\"", "\"nothing here\\n\""),
-    )
-    .unwrap();
+    fs::write(&routes, source.replace("\"ok\\n\"", "\"fine here\\n\"")).unwrap();
     let warm = guard.build(&dir, &[]);
     assert!(
         step_cached(&warm.log, "cargo build --release"),
@@ -300,10 +296,19 @@ fn the_image_builds_and_runs_read_only_as_its_user_healthy_and_stops_gracefully(
     );
     assert!(!step_cached(&warm.log, "RUN touch"), "{}", warm.log);
     let addr = run_on_host_network(&mut guard, &warm.image);
-    let missing = get(&addr, "/nope").unwrap();
+    let health = get(&addr, "/healthz").unwrap();
     assert_eq!(
-        (missing.status, missing.text()),
-        (404, "nothing here\n".to_owned())
+        (health.status, health.text()),
+        (200, "fine here\n".to_owned())
+    );
+    // The release binary carries its templates: the image has no
+    // templates/ directory, and the 404 page still renders.
+    let missing = get(&addr, "/nope").unwrap();
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing.text().contains("<h1>Not found</h1>"),
+        "{}",
+        missing.text()
     );
 
     // An edit of the Dockerfile alone (.dockerignore leaves it out of the
@@ -353,7 +358,7 @@ fn a_workspace_member_builds_with_the_workspace_as_its_context() {
     .unwrap();
     fs::write(
         root.join("greeting/src/lib.rs"),
-        "pub const NOT_FOUND: &str = \"not here, says greeting\\n\";\n",
+        "pub const HEALTHY: &str = \"healthy, says greeting\\n\";\n",
     )
     .unwrap();
     let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
@@ -363,7 +368,7 @@ fn a_workspace_member_builds_with_the_workspace_as_its_context() {
     );
     fs::write(dir.join("Cargo.toml"), manifest).unwrap();
     let routes = fs::read_to_string(dir.join("src/routes.rs")).unwrap();
-    let routes = routes.replace("\"not found\\n\"", "greeting::NOT_FOUND");
+    let routes = routes.replace("\"ok\\n\"", "greeting::HEALTHY");
     fs::write(dir.join("src/routes.rs"), routes).unwrap();
     manage()
         .current_dir(&dir)
@@ -396,9 +401,11 @@ fn a_workspace_member_builds_with_the_workspace_as_its_context() {
     let dockerfile = dir.join("Dockerfile").display().to_string();
     let build = guard.build(root, &["--file", &dockerfile]);
     let addr = run_on_host_network(&mut guard, &build.image);
-    let missing = get(&addr, "/nope").unwrap();
-    assert_eq!(missing.text(), "not here, says greeting\n");
-    assert_eq!(get(&addr, "/healthz").unwrap().status, 200);
+    let health = get(&addr, "/healthz").unwrap();
+    assert_eq!(
+        (health.status, health.text()),
+        (200, "healthy, says greeting\n".to_owned())
+    );
 }
 
 /// Runs `image` read-only on the host's network (a free loopback port,

@@ -44,16 +44,12 @@ fn edits_are_served_with_zero_failed_requests() {
             (ok, failed)
         })
     };
-    let mut previous = "rs-edit is running".to_owned();
+    let mut previous = None;
     for i in 1..=3 {
         let next = format!("rs-edit edit {i}");
-        server.edit(
-            "src/welcome.html",
-            &format!("<title>{previous}"),
-            &format!("<title>{next}"),
-        );
-        server.wait_for_title(&next);
-        previous = next;
+        server.rename_in_code(previous.as_deref(), &next);
+        server.wait_for_title(&format!("{next} is running"));
+        previous = Some(next);
     }
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = poller.join().unwrap();
@@ -68,18 +64,14 @@ fn edits_are_served_with_zero_failed_requests() {
 #[test]
 fn a_broken_build_keeps_the_old_app_and_a_fix_restores_it() {
     let server = DevServer::start("rs-broken", &[]);
-    server.edit("src/main.rs", "fn main()", "fn main() -> { broken");
+    server.edit("src/main.rs", "fn main() {", "fn main() -> { broken");
     let line = server.proc.wait_for_line("Build failed", REBUILD);
     assert!(line.contains("still serving the previous build"), "{line}");
     assert_eq!(server.title().as_deref(), Some("rs-broken is running"));
 
-    server.edit("src/main.rs", "fn main() -> { broken", "fn main()");
-    server.edit(
-        "src/welcome.html",
-        "<title>rs-broken is running",
-        "<title>fixed",
-    );
-    server.wait_for_title("fixed");
+    server.edit("src/main.rs", "fn main() -> { broken", "fn main() {");
+    server.rename_in_code(None, "fixed");
+    server.wait_for_title("fixed is running");
 }
 
 #[test]
@@ -87,8 +79,8 @@ fn a_build_failure_prints_the_compiler_error() {
     let server = DevServer::start("rs-diag", &[]);
     server.edit(
         "src/main.rs",
-        "fn main() -> std::io::Result<()> {",
-        "fn main() -> std::io::Result<()> {\n    let _x: u32 = \"not a number\";",
+        "fn main() {",
+        "fn main() {\n    let _x: u32 = \"not a number\";",
     );
     let mut seen = Vec::new();
     let deadline = Instant::now() + REBUILD;
@@ -134,12 +126,8 @@ fn a_crash_is_reported_and_the_next_edit_recovers() {
         response.text()
     );
 
-    server.edit(
-        "src/welcome.html",
-        "<title>rs-crash is running",
-        "<title>back",
-    );
-    server.wait_for_title("back");
+    server.rename_in_code(None, "back");
+    server.wait_for_title("back is running");
 }
 
 #[test]
@@ -147,8 +135,8 @@ fn a_new_build_that_exits_at_start_leaves_the_old_one_serving() {
     let server = DevServer::start("rs-exit", &[]);
     server.edit(
         "src/main.rs",
-        "fn main() -> std::io::Result<()> {",
-        "fn main() -> std::io::Result<()> {\n    eprintln!(\"boom at start\");\n    std::process::exit(3);",
+        "fn main() {",
+        "fn main() {\n    eprintln!(\"boom at start\");\n    std::process::exit(3);",
     );
     let line = server.proc.wait_for_line("never became ready", REBUILD);
     assert!(line.contains("exit status 3"), "{line}");
@@ -239,7 +227,7 @@ fn ctrl_c_stops_the_app_gracefully_and_exits_0() {
 fn sigkill_of_manage_leaves_no_orphans() {
     let mut server = DevServer::start("rs-kill", &[]);
     // A build in flight too: its cargo must not survive either.
-    server.edit("src/welcome.html", "<title>", "<title>killed ");
+    server.rename_in_code(None, "killed");
     std::thread::sleep(Duration::from_millis(150));
     let procs = descendants(server.proc.pid());
     let mut ports = vec![server.addr.clone()];
@@ -437,17 +425,13 @@ fn a_swap_waits_for_requests_in_flight_on_the_old_app() {
 #[test]
 fn a_change_during_a_build_cancels_it_and_builds_the_newest() {
     let server = DevServer::start("rs-cancel", &[]);
-    server.edit(
-        "src/welcome.html",
-        "<title>rs-cancel is running",
-        "<title>first",
-    );
+    server.rename_in_code(None, "first");
     server.proc.wait_for_line("Changed", REBUILD);
     // The debounce is 20 ms; compiling takes far longer than this.
     std::thread::sleep(Duration::from_millis(120));
-    server.edit("src/welcome.html", "<title>first", "<title>second");
+    server.rename_in_code(Some("first"), "second");
     server
         .proc
         .wait_for_line("build interrupted by a new change", REBUILD);
-    server.wait_for_title("second");
+    server.wait_for_title("second is running");
 }

@@ -113,6 +113,10 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Set to `off` for the app unless the user set it: generated apps then
+/// leave the per-request lines to manage (one line per request, not two).
+const ACCESS_LOG: &str = "ACCESS_LOG";
+
 /// Variables an app must not inherit from manage's own environment: the
 /// socket-activation ones describe manage's sockets, not the app's.
 const NOT_INHERITED: &[&str] = &["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "HOST", "PORT"];
@@ -130,6 +134,11 @@ impl Child {
             .collect();
         env.push(("HOST".into(), "127.0.0.1".into()));
         env.push(("PORT".into(), port.to_string().into()));
+        // manage prints a line per request itself; a scaffolded app drops
+        // its own access lines on ACCESS_LOG=off (unless the user set it).
+        if !env.iter().any(|(k, _)| k == ACCESS_LOG) {
+            env.push((ACCESS_LOG.into(), "off".into()));
+        }
         let mut cmd = tokio::process::Command::new(exe);
         cmd.current_dir(cwd)
             .stdin(Stdio::null())

@@ -92,12 +92,7 @@ fn serve() -> Result<(), Box<dyn std::error::Error>> {
         // /healthz says 503 until it is back.
         let db = db::Db::from_env()?;
         let lame_duck = lame_duck(inherited);
-        tracing::info!(
-            database = db.kind(),
-            "{} database: {}",
-            env!("CARGO_PKG_NAME"),
-            db.kind()
-        );
+        tracing::info!("{} database: {}", env!("CARGO_PKG_NAME"), db.kind());
         tracing::info!(
             "{} listening on http://{}",
             env!("CARGO_PKG_NAME"),

@@ -25,9 +25,7 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_global("project", env!("CARGO_PKG_NAME"));
     env.add_function("static", |path: &str| {
-        crate::static_files::static_url(path)
-            .map(|url| Value::from_safe_string(attribute_escape(&url)))
-            .map_err(|err| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, err))
+        Value::from_safe_string(attribute_escape(&crate::static_files::static_url(path)))
     });
     env
 }

@@ -71,29 +71,23 @@ fn read_manifest(path: &std::path::Path) -> Result<HashMap<String, String>, Stri
 /// production and `/static/css/site.css` in development.
 ///
 /// With a manifest, a name it lacks (a typo, or a file added after
-/// collectstatic ran) is an error in debug builds, so the page shows it,
-/// and is logged in release builds, which link the plain name.
-pub fn static_url(path: &str) -> Result<String, String> {
+/// collectstatic ran) is logged and linked by its plain name.
+pub fn static_url(path: &str) -> String {
     let statics = statics();
     let name = match &statics.hashed {
         None => path,
         Some(hashed) => match hashed.get(path) {
             Some(name) => name.as_str(),
-            None if cfg!(debug_assertions) => {
-                return Err(format!(
-                    "static file `{path}` is not in STATIC_MANIFEST; check the name, \
-                     or run `manage collectstatic` again"
-                ));
-            }
             None => {
                 tracing::warn!(
-                    "static file `{path}` is not in STATIC_MANIFEST; linking the plain name"
+                    "static file `{path}` is not in STATIC_MANIFEST (a typo, or run \
+                     `manage collectstatic` again); linking the plain name"
                 );
                 path
             }
         },
     };
-    Ok(format!("{}{name}", statics.url))
+    format!("{}{name}", statics.url)
 }
 
 /// `router` with `STATIC_ROOT` served under `STATIC_URL`, when it is set.

@@ -79,6 +79,25 @@ impl DevServer {
         fs::write(&path, text.replacen(from, to, 1)).unwrap();
     }
 
+    /// A Rust edit that changes every page's title (a rebuild, not a
+    /// template edit): the `project` global in the scaffold's src/pages.rs
+    /// goes from `from` (`None`: the package name) to `to`, and the welcome
+    /// page's title becomes "`to` is running".
+    pub fn rename_in_code(&self, from: Option<&str>, to: &str) {
+        let global = |name: Option<&str>| match name {
+            None => "env.add_global(\"project\", env!(\"CARGO_PKG_NAME\"))".to_owned(),
+            Some(name) => format!("env.add_global(\"project\", {name:?})"),
+        };
+        self.edit("src/pages.rs", &global(from), &global(Some(to)));
+    }
+
+    /// An edit of the welcome page's template (templates/welcome.html):
+    /// its title goes from `from` to `to`.
+    pub fn retitle_template(&self, from: &str, to: &str) {
+        let block = |title: &str| format!("{{% block title %}}{title}{{% endblock %}}");
+        self.edit("templates/welcome.html", &block(from), &block(to));
+    }
+
     pub fn title(&self) -> Option<String> {
         let response = get(&self.addr, "/").ok()?;
         (response.status == 200).then(|| title_of(&response.text()))
