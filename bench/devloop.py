@@ -14,7 +14,7 @@ It runs cargo-watch (`cargo watch -x run`) and watchexec
 
 The apps:
   scaffold    a fresh `manage startproject` app (reads PORT); an edit rewrites
-              the <title> of src/welcome.html
+              the `project` global in src/pages.rs (every page's title)
   fixed-port  tests/fixtures/fixed-port: listens on a fixed 127.0.0.1 port
               baked in at build time and ignores PORT (issue #8); an edit
               rewrites `const VERSION` in src/main.rs. manage is measured at
@@ -30,6 +30,7 @@ Usage: bench/devloop.py [--edits N] [--idle SECS] [--apps scaffold,fixed-port]
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -91,21 +92,26 @@ def wait_for(pred, timeout):
     return False
 
 
+PROJECT_GLOBAL = re.compile(r'env\.add_global\("project", (?:env!\("CARGO_PKG_NAME"\)|"[^"]*")\)')
+
+
 def set_title(project, title):
-    path = os.path.join(project, "src", "welcome.html")
+    """A Rust edit (a real rebuild) that shows in every page's title: the
+    `project` global of the scaffold's src/pages.rs."""
+    path = os.path.join(project, "src", "pages.rs")
     with open(path) as f:
         text = f.read()
-    start = text.index("<title>") + len("<title>")
-    end = text.index("</title>")
+    if not PROJECT_GLOBAL.search(text):
+        sys.exit("src/pages.rs has no `project` global to edit")
     with open(path, "w") as f:
-        f.write(text[:start] + title + text[end:])
+        f.write(PROJECT_GLOBAL.sub(lambda _: f'env.add_global("project", "{title}")', text, count=1))
 
 
 class Scaffold:
     """A fresh `manage startproject` app: reads HOST/PORT, has /healthz."""
 
     name = "scaffold"
-    what = "edits of src/welcome.html in a fresh `startproject` app"
+    what = "edits of the `project` global in src/pages.rs of a fresh `startproject` app"
 
     def setup(self, manage, tmp):
         subprocess.run([manage, "-q", "startproject", "benchsite"], cwd=tmp, check=True)

@@ -4,7 +4,7 @@
 //! Migrations are sqlx's: manage reads the directory with sqlx's own
 //! `Migrator` and applies with it, so checksums, the `_sqlx_migrations`
 //! table, the advisory lock on PostgreSQL and the one-transaction-per-
-//! migration rule are exactly those of the app's embedded `migrate!()`,
+//! migration rule are exactly those of the migrations the generated app embeds,
 //! and any sqlx-style directory works. Only the connection is ours: SQLite
 //! or PostgreSQL, chosen by the URL ([`url`]).
 

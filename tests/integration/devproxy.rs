@@ -548,3 +548,55 @@ fn quiet_silences_the_access_log() {
     );
     drop(tmp);
 }
+
+/// Each request is printed once: manage's access line, not the app's too
+/// (runserver sets ACCESS_LOG=off for the app); a user's ACCESS_LOG wins.
+#[test]
+fn each_request_is_logged_once_unless_the_app_is_asked_to_log_too() {
+    let (tmp, dir) = support::generate("dp-once");
+    for (access_log, app_lines) in [(None, false), (Some("on"), true)] {
+        let port = support::free_port();
+        let mut cmd = support::manage();
+        cmd.current_dir(&dir)
+            .env("CARGO_TARGET_DIR", support::shared_target_dir())
+            .env_remove("ACCESS_LOG")
+            .args(["runserver", "--migrate", &port.to_string()]);
+        if let Some(value) = access_log {
+            cmd.env("ACCESS_LOG", value);
+        }
+        let mut proc = support::Running::start(cmd);
+        proc.wait_for_line("Built in", FIRST_BUILD);
+        let addr = format!("127.0.0.1:{port}");
+        assert_eq!(get(&addr, "/logged-once").unwrap().status, 404);
+        // Every line until manage's access line, and half a second more.
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let Ok(line) = proc.stderr.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            let done = line.contains("\"GET /logged-once HTTP/1.1\" 404");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("\"GET /logged-once HTTP/1.1\" 404")),
+            "manage's access line: {lines:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        lines.extend(proc.stderr.try_iter());
+        assert_eq!(
+            lines.iter().any(|l| l.contains("GET /logged-once 404 ")),
+            app_lines,
+            "ACCESS_LOG={access_log:?}: {lines:#?}"
+        );
+        proc.signal(libc::SIGTERM);
+        proc.wait_exit(Duration::from_secs(30))
+            .expect("runserver exits");
+    }
+    drop(tmp);
+}

@@ -685,3 +685,60 @@ fn idle_connection_answered_after_sigterm(server: &mut Running, addr: &str) -> b
     assert!(status.success(), "{status}");
     answered
 }
+
+/// The app's embedded migrations (build.rs, no sqlx macro) and `manage
+/// migrate` agree on names and checksums, and a new migration file is in
+/// the next build.
+#[test]
+fn the_apps_embedded_migrations_agree_with_manage_migrate() {
+    let (_tmp, dir) = support::generate("mig-site");
+    let exe = build_project(&dir, "mig-site");
+    let app_migrate = |exe: &std::path::Path| {
+        let out = std::process::Command::new(exe)
+            .arg("migrate")
+            .current_dir(&dir)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    manage()
+        .current_dir(&dir)
+        .arg("migrate")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "Applied 20260101000000_create_notes",
+        ));
+    let log = app_migrate(&exe);
+    assert!(log.contains("no migrations to apply"), "{log}");
+
+    manage()
+        .current_dir(&dir)
+        .args(["makemigrations", "add_tags"])
+        .assert()
+        .success();
+    let up = fs::read_dir(dir.join("migrations"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("_add_tags.up.sql"))
+        .expect("the new migration");
+    fs::write(&up, "ALTER TABLE notes ADD COLUMN tags TEXT;\n").unwrap();
+    let exe = build_project(&dir, "mig-site");
+    let log = app_migrate(&exe);
+    assert!(log.contains("_add_tags"), "{log}");
+    let shown = manage()
+        .current_dir(&dir)
+        .arg("showmigrations")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(
+        shown.contains("[X] 20260101000000_create_notes") && shown.contains("_add_tags"),
+        "{shown}"
+    );
+    assert!(!shown.contains("[ ]") && !shown.contains("[!]"), "{shown}");
+}

@@ -11,7 +11,7 @@ use crate::ui::Ui;
 #[command(after_help = "\
 Applies every migration in the migrations directory that the database has
 not seen, oldest first, each in a transaction, with sqlx (the same table,
-checksums and lock as the app's embedded `migrate!()`). A migration changed
+checksums and lock as the migrations the generated app embeds). A migration changed
 after it was applied stops everything before anything runs.")]
 pub struct Args {
     #[command(flatten)]

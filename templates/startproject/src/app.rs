@@ -94,7 +94,7 @@ pub fn with_middleware(routes: Router, config: Config, metrics: Metrics) -> Rout
                     .on_failure(()),
             )
             .layer(middleware::from_fn_with_state(metrics, metrics::track))
-            .layer(CatchPanicLayer::custom(|_| pages::server_error()))
+            .layer(CatchPanicLayer::custom(pages::panicked))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 TIMEOUT,

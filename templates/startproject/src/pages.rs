@@ -66,10 +66,7 @@ pub fn render(name: &str, context: impl Serialize) -> Result<String, minijinja::
 pub fn page(status: StatusCode, name: &str, context: impl Serialize) -> Response {
     match render(name, context) {
         Ok(html) => (status, Html(html)).into_response(),
-        Err(err) => {
-            tracing::error!("cannot render {name}: {err:#}");
-            server_error()
-        }
+        Err(err) => server_error_because(&format!("cannot render {name}: {err:#}")),
     }
 }
 
@@ -78,13 +75,36 @@ pub async fn not_found() -> Response {
     page(StatusCode::NOT_FOUND, "404.html", ())
 }
 
+/// The 500 page for a handler that panicked (tower-http's `CatchPanic`),
+/// with the panic's message as the reason.
+pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    server_error_because(&format!("a handler panicked: {message}"))
+}
+
+/// Logs `reason` and answers with the 500 page, which shows the reason in
+/// debug builds (as Django's DEBUG page does: the developer sees a template
+/// or database error in the browser) and never in release builds.
+pub fn server_error_because(reason: &str) -> Response {
+    tracing::error!("{reason}");
+    error_page(cfg!(debug_assertions).then_some(reason))
+}
+
 /// The 500 page; plain text when even that template fails.
-pub fn server_error() -> Response {
-    match render("500.html", ()) {
+fn error_page(detail: Option<&str>) -> Response {
+    match render("500.html", minijinja::context! { detail }) {
         Ok(html) => (StatusCode::INTERNAL_SERVER_ERROR, Html(html)).into_response(),
         Err(err) => {
             tracing::error!("cannot render 500.html: {err:#}");
-            (StatusCode::INTERNAL_SERVER_ERROR, "server error\n").into_response()
+            let text = match detail {
+                Some(detail) => format!("server error: {detail}\n"),
+                None => "server error\n".to_owned(),
+            };
+            (StatusCode::INTERNAL_SERVER_ERROR, text).into_response()
         }
     }
 }

@@ -10,7 +10,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::db::Db;
-use crate::pages::{page, server_error};
+use crate::pages::{page, server_error_because};
 
 pub async fn welcome() -> Response {
     page(StatusCode::OK, "welcome.html", ())
@@ -55,11 +55,10 @@ pub async fn add_note(State(db): State<Db>, Form(note): Form<NewNote>) -> Respon
 
 fn database_error(err: sqlx::Error) -> Response {
     if err.to_string().contains("notes") {
-        tracing::error!(
+        server_error_because(&format!(
             "database error: {err} (have the migrations been applied? `manage migrate`)"
-        );
+        ))
     } else {
-        tracing::error!("database error: {err}");
+        server_error_because(&format!("database error: {err}"))
     }
-    server_error()
 }
