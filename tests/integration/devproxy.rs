@@ -594,6 +594,15 @@ fn each_request_is_logged_once_unless_the_app_is_asked_to_log_too() {
             app_lines,
             "ACCESS_LOG={access_log:?}: {lines:#?}"
         );
+        // The app's /metrics through manage's proxy: the client it names
+        // is this machine's.
+        let metrics = get(&addr, "/metrics").unwrap();
+        assert_eq!(metrics.status, 200, "{}", metrics.text());
+        assert!(
+            metrics.text().contains(r#"route="unmatched",status="404""#),
+            "{}",
+            metrics.text()
+        );
         proc.signal(libc::SIGTERM);
         proc.wait_exit(Duration::from_secs(30))
             .expect("runserver exits");

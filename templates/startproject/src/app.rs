@@ -62,7 +62,7 @@ impl Config {
 /// The whole application: the routes, static files, the 404 fallback and
 /// the middleware.
 pub fn router(db: Db, config: Config) -> Router {
-    let metrics = Metrics::new(config.metrics_allow.clone());
+    let metrics = Metrics::new(config.metrics_allow.clone(), config.trusted_proxies.clone());
     let routes = Router::new()
         .route("/", get(routes::welcome))
         .route("/healthz", get(routes::healthz))
@@ -72,7 +72,11 @@ pub fn router(db: Db, config: Config) -> Router {
             "/metrics",
             get(metrics::handler).with_state(metrics.clone()),
         );
-    with_middleware(static_files::serve(routes), config, metrics)
+    with_middleware(
+        static_files::serve(routes, pages::not_found_page),
+        config,
+        metrics,
+    )
 }
 
 /// `routes` with the 404 page for what matches no route, and every

@@ -13,14 +13,17 @@
 //! `TRUSTED_ORIGINS` (`https://admin.example.com, https://example.org`)
 //! lists other origins allowed to post here.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Origins allowed besides the site's own, as `scheme://host[:port]`.
+/// Origins allowed besides the site's own, as `scheme://host[:port]`;
+/// cheap to clone (middleware state is cloned for every request).
 #[derive(Clone, Debug, Default)]
-pub struct TrustedOrigins(Vec<String>);
+pub struct TrustedOrigins(Arc<[String]>);
 
 impl TrustedOrigins {
     /// `TRUSTED_ORIGINS`, or none. A value that is not an origin is an
@@ -43,7 +46,7 @@ impl TrustedOrigins {
                     )),
                 }
             })
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Arc<[_]>, _>>()
             .map(TrustedOrigins)
     }
 

@@ -6,16 +6,19 @@
 //! - `http_server_active_requests`: requests being answered now.
 //!
 //! `/metrics` answers only clients in `METRICS_ALLOW` (loopback by default;
-//! add the Prometheus server's network) that came directly, not through a
-//! proxy (no `X-Forwarded-For`, `X-Real-IP` or `Forwarded`): the public,
-//! who reach the app through nginx or an ingress, get a 404.
+//! add the Prometheus server's network). A request that came through a
+//! proxy (`X-Forwarded-For`, `X-Real-IP` or `Forwarded`) is judged by the
+//! client the proxy names: the proxy must be in `TRUSTED_PROXIES` and the
+//! last `X-Forwarded-For` address (the one the proxy wrote) in
+//! `METRICS_ALLOW`. So `manage runserver`'s proxy passes a local browser's
+//! request, and the public, whom nginx or an ingress name, get a 404.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -28,18 +31,22 @@ use crate::net::Networks;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Labels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
     status: u16,
 }
 
-/// The metrics of this process, and who may read them.
+/// The metrics of this process, and who may read them; cheap to clone
+/// (middleware state is cloned for every request).
 #[derive(Clone)]
-pub struct Metrics {
-    registry: Arc<Registry>,
+pub struct Metrics(Arc<Inner>);
+
+struct Inner {
+    registry: Registry,
     duration: Family<Labels, Histogram, fn() -> Histogram>,
     active: Gauge,
     allow: Networks,
+    proxies: Networks,
 }
 
 fn histogram() -> Histogram {
@@ -48,7 +55,8 @@ fn histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new(allow: Networks) -> Metrics {
+    /// Metrics readable by `allow`, directly or through `proxies`.
+    pub fn new(allow: Networks, proxies: Networks) -> Metrics {
         let mut registry = Registry::default();
         let duration =
             Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
@@ -63,24 +71,68 @@ impl Metrics {
             "HTTP requests being answered",
             active.clone(),
         );
-        Metrics {
-            registry: Arc::new(registry),
+        Metrics(Arc::new(Inner {
+            registry,
             duration,
             active,
             allow,
-        }
+            proxies,
+        }))
     }
+}
+
+/// The method as a label: the standard ones, else `_OTHER` (as
+/// OpenTelemetry names it), so that made-up methods cannot grow the
+/// metrics without bound.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("_OTHER", |(_, label)| label)
+}
+
+/// The route template as a label. Each template is kept once for the
+/// life of the process (there are as many as the router has routes), so a
+/// request costs a lookup, not a copy.
+fn route_label(route: Option<&MatchedPath>) -> &'static str {
+    static ROUTES: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+    let Some(route) = route.map(MatchedPath::as_str) else {
+        return "unmatched";
+    };
+    let known = |routes: &[&'static str]| routes.iter().copied().find(|r| *r == route);
+    if let Some(label) = known(&ROUTES.read().unwrap_or_else(|e| e.into_inner())) {
+        return label;
+    }
+    let mut routes = ROUTES.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(label) = known(&routes) {
+        return label;
+    }
+    let label: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    routes.push(label);
+    label
 }
 
 /// Middleware: counts the request and writes its access line.
 pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = method_label(request.method());
+    let route = route_label(request.extensions().get::<MatchedPath>());
+    // The access line names the method and path as sent; the metrics only
+    // their labels. Neither is copied when access lines are off.
+    let logged = tracing::enabled!(target: "access", tracing::Level::INFO)
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
+    let metrics = &metrics.0;
     metrics.active.inc();
     let response = next.run(request).await;
     metrics.active.dec();
@@ -89,18 +141,20 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     metrics
         .duration
         .get_or_create(&Labels {
-            method: method.to_string(),
+            method,
             route,
             status,
         })
         .observe(elapsed.as_secs_f64());
-    let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
-    tracing::info!(
-        target: "access",
-        status,
-        duration_ms,
-        "{method} {path} {status} {duration_ms}ms"
-    );
+    if let Some((method, path)) = logged {
+        let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
+        tracing::info!(
+            target: "access",
+            status,
+            duration_ms,
+            "{method} {path} {status} {duration_ms}ms"
+        );
+    }
     response
 }
 
@@ -110,11 +164,11 @@ pub async fn handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if !metrics.allow.contains(peer.ip()) || forwarded(&headers) {
+    if !metrics.0.may_read(peer.ip(), &headers) {
         return crate::pages::not_found().await;
     }
     let mut body = String::new();
-    if let Err(err) = prometheus_client::encoding::text::encode(&mut body, &metrics.registry) {
+    if let Err(err) = prometheus_client::encoding::text::encode(&mut body, &metrics.0.registry) {
         tracing::error!("cannot encode the metrics: {err}");
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
@@ -128,9 +182,22 @@ pub async fn handler(
         .into_response()
 }
 
-/// Whether a proxy passed the request on.
-fn forwarded(headers: &HeaderMap) -> bool {
-    ["x-forwarded-for", "x-real-ip", "forwarded"]
-        .iter()
-        .any(|name| headers.contains_key(*name))
+impl Inner {
+    /// Whether the client, as far as trusted parties say, is allowed.
+    fn may_read(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
+        let proxied = ["x-forwarded-for", "x-real-ip", "forwarded"]
+            .iter()
+            .any(|name| headers.contains_key(*name));
+        if !proxied {
+            return self.allow.contains(peer);
+        }
+        self.proxies.contains(peer)
+            && last_forwarded_for(headers).is_some_and(|client| self.allow.contains(client))
+    }
+}
+
+/// The last address in `X-Forwarded-For`: the one the nearest proxy added.
+fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    let value = headers.get_all("x-forwarded-for").iter().next_back()?;
+    value.to_str().ok()?.rsplit(',').next()?.trim().parse().ok()
 }

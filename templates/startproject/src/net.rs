@@ -3,15 +3,17 @@
 //! spaces.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
 /// Loopback, IPv4 and IPv6: the default for both lists.
 pub const LOOPBACK: &str = "127.0.0.0/8, ::1/128";
 
-/// A set of networks.
+/// A set of networks, cheap to clone (middleware state is cloned for
+/// every request).
 #[derive(Clone, Debug)]
-pub struct Networks(Vec<IpNet>);
+pub struct Networks(Arc<[IpNet]>);
 
 impl Networks {
     /// The networks in `$var`, else in `default`. A value that is not an
@@ -33,7 +35,7 @@ impl Networks {
                     .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
                     .map_err(|_| item.to_owned())
             })
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Arc<[_]>, _>>()
             .map(Networks)
     }
 

@@ -72,6 +72,10 @@ pub fn page(status: StatusCode, name: &str, context: impl Serialize) -> Response
 
 /// The 404 page (the router's fallback).
 pub async fn not_found() -> Response {
+    not_found_page()
+}
+
+pub fn not_found_page() -> Response {
     page(StatusCode::NOT_FOUND, "404.html", ())
 }
 

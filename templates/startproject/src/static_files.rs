@@ -90,8 +90,9 @@ pub fn static_url(path: &str) -> String {
     format!("{}{name}", statics.url)
 }
 
-/// `router` with `STATIC_ROOT` served under `STATIC_URL`, when it is set.
-pub fn serve(router: Router) -> Router {
+/// `router` with `STATIC_ROOT` served under `STATIC_URL`, when it is set;
+/// what is not a file there is answered by `not_found`.
+pub fn serve(router: Router, not_found: fn() -> Response) -> Router {
     let Some(root) = std::env::var_os("STATIC_ROOT").map(PathBuf::from) else {
         return router;
     };
@@ -103,7 +104,7 @@ pub fn serve(router: Router) -> Router {
     let files = Router::new()
         .fallback_service(files)
         .layer(middleware::from_fn(move |request, next| {
-            guard(root.clone(), request, next)
+            guard(root.clone(), not_found, request, next)
         }));
     if url.is_empty() {
         router.merge(files)
@@ -115,7 +116,12 @@ pub fn serve(router: Router) -> Router {
 /// Only plain names of regular files below the root: no dot files, no
 /// percent-encoding (so no `%2e%2e`), no directories, FIFOs or devices;
 /// and the cache and type headers.
-async fn guard(root: PathBuf, request: Request, next: Next) -> Response {
+async fn guard(
+    root: PathBuf,
+    not_found: fn() -> Response,
+    request: Request,
+    next: Next,
+) -> Response {
     let name = request.uri().path().trim_start_matches('/').to_owned();
     let plain = |segment: &str| {
         !segment.is_empty() && !segment.starts_with('.') && !segment.contains(['%', '\\', '\0'])
@@ -125,7 +131,7 @@ async fn guard(root: PathBuf, request: Request, next: Next) -> Response {
             .await
             .is_ok_and(|meta| meta.is_file());
     if !regular {
-        return crate::pages::not_found().await;
+        return not_found();
     }
     let mut response = next.run(request).await;
     if response.status().is_success() {

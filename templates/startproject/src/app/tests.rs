@@ -218,11 +218,41 @@ async fn metrics_count_requests_by_route_for_loopback_only() {
 
     let public = send_from(&app, PUBLIC_PEER, get_request("/metrics")).await;
     assert_eq!(public.status(), StatusCode::NOT_FOUND);
-    let proxied = Request::get("/metrics")
-        .header("x-forwarded-for", "203.0.113.9")
+    // Through a proxy: judged by the client the proxy names last.
+    let through = |peer: &'static str, forwarded_for: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = Request::get("/metrics")
+                .header("x-forwarded-for", forwarded_for)
+                .body(Body::empty())
+                .unwrap();
+            send_from(&app, peer, request).await.status()
+        }
+    };
+    // nginx for the public, and a client's forged first entry.
+    assert_eq!(
+        through(LOOPBACK_PEER, "203.0.113.9").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        through(LOOPBACK_PEER, "127.0.0.1, 203.0.113.9").await,
+        StatusCode::NOT_FOUND
+    );
+    // manage runserver's proxy for a local browser.
+    assert_eq!(through(LOOPBACK_PEER, "127.0.0.1").await, StatusCode::OK);
+    // An untrusted proxy's word counts for nothing.
+    assert_eq!(
+        through(PUBLIC_PEER, "127.0.0.1").await,
+        StatusCode::NOT_FOUND
+    );
+    let real_ip_only = Request::get("/metrics")
+        .header("x-real-ip", "127.0.0.1")
         .body(Body::empty())
         .unwrap();
-    assert_eq!(send(&app, proxied).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&app, real_ip_only).await.status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -234,7 +264,10 @@ async fn a_panicking_handler_gets_the_500_page() {
     let app = with_middleware(
         routes,
         Config::local(),
-        Metrics::new(Config::local().metrics_allow),
+        Metrics::new(
+            Config::local().metrics_allow,
+            Config::local().trusted_proxies,
+        ),
     );
     let response = send(&app, get_request("/boom")).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
