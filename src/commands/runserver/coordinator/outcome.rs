@@ -59,7 +59,13 @@ impl Coordinator {
                         s.problem = None;
                     }
                 });
-                self.hub.send(Event::Clear);
+                // What changed may be read by the app as it runs (its
+                // templates, in debug builds): open tabs reload to show it.
+                self.hub.send(if self.current.is_some() {
+                    Event::Reload
+                } else {
+                    Event::Clear
+                });
                 self.ui.info(format!(
                     "{} in {} · executable unchanged, no restart",
                     self.ui.paint("Built", Tone::Good),
