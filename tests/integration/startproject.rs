@@ -424,7 +424,7 @@ fn generated_project_builds_serves_and_stops_gracefully() {
     assert!(home.text().contains(r#"href="/static/css/site.css""#));
     assert_eq!(get(&addr, "/nope").unwrap().status, 404);
     // One access line per request, with its status and time.
-    server.wait_for_line("GET /nope 404 ", Duration::from_secs(5));
+    server.wait_for_line("\"GET /nope HTTP/1.1\" 404 ", Duration::from_secs(5));
 
     // `NAME healthcheck` (the container's HEALTHCHECK) asks the same
     // server, found through PORT.

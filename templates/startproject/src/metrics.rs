@@ -130,8 +130,18 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     let route = route_label(request.extensions().get::<MatchedPath>());
     // The access line names the method and path as sent; the metrics only
     // their labels. Neither is copied when access lines are off.
-    let logged = tracing::enabled!(target: "access", tracing::Level::INFO)
-        .then(|| (request.method().clone(), request.uri().path().to_owned()));
+    let logged = tracing::enabled!(target: "access", tracing::Level::INFO).then(|| {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer);
+        (
+            peer,
+            request.method().clone(),
+            request.uri().path().to_owned(),
+            request.version(),
+        )
+    });
     let metrics = &metrics.0;
     metrics.active.inc();
     let response = next.run(request).await;
@@ -146,13 +156,16 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
             status,
         })
         .observe(elapsed.as_secs_f64());
-    if let Some((method, path)) = logged {
+    if let Some((peer, method, path, version)) = logged {
+        // As a common log line: who (the peer: nginx's address behind
+        // nginx, whose own log has the client), what, how it ended.
         let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
+        let peer = peer.map_or_else(|| "-".to_owned(), |peer| peer.to_string());
         tracing::info!(
             target: "access",
             status,
             duration_ms,
-            "{method} {path} {status} {duration_ms}ms"
+            "{peer} \"{method} {path} {version:?}\" {status} {duration_ms}ms"
         );
     }
     response
