@@ -2,14 +2,15 @@
 //!
 //! From the outside in: the request id (kept from a trusted proxy, else
 //! new, echoed in the response), the `request` span every log line of the
-//! request carries, metrics and the access line, panics turned into the
-//! 500 page, a 30 s timeout, a body limit, and cross-site request
+//! request carries with metrics and the access line (one middleware:
+//! tower-http's `TraceLayer` would be a second one, and each costs every
+//! request), panics turned into the 500 page, a 30 s timeout, a body limit, and cross-site request
 //! protection for unsafe methods.
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::get;
@@ -17,7 +18,6 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::csrf::TrustedOrigins;
 use crate::db::Db;
@@ -90,13 +90,6 @@ pub fn with_middleware(routes: Router, config: Config, metrics: Metrics) -> Rout
             ))
             .layer(SetRequestIdLayer::x_request_id(request_id::NewId))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(span)
-                    .on_request(())
-                    .on_response(())
-                    .on_failure(()),
-            )
             .layer(middleware::from_fn_with_state(metrics, metrics::track))
             .layer(CatchPanicLayer::custom(pages::panicked))
             .layer(TimeoutLayer::with_status_code(
@@ -108,22 +101,6 @@ pub fn with_middleware(routes: Router, config: Config, metrics: Metrics) -> Rout
                 config.trusted_origins,
                 csrf::protect,
             )),
-    )
-}
-
-/// The span of a request: its id, method and path on every line logged
-/// while it is answered.
-fn span(request: &Request) -> tracing::Span {
-    let id = request
-        .headers()
-        .get(request_id::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info_span!(
-        "request",
-        request_id = id,
-        method = %request.method(),
-        path = request.uri().path(),
     )
 }
 

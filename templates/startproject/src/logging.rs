@@ -6,9 +6,14 @@
 //! written while a request is answered carries its request id (the
 //! `request` span); one `access` line per request says how it ended.
 //!
+//! JSON lines are written in batches, a few times a second (see [`sink`]).
+//!
 //! `RUST_LOG` picks levels as `info` or `warn,access=off` (targets, no
 //! regular expressions). `ACCESS_LOG=off` drops the access lines: `manage
 //! runserver` sets it, since it prints a line per request itself.
+
+mod json;
+mod sink;
 
 use std::io::IsTerminal;
 use std::str::FromStr;
@@ -36,19 +41,22 @@ pub fn init() {
             false
         }
     };
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     let result = if json {
-        let subscriber = builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .finish()
-            .with(filter);
-        tracing::subscriber::set_global_default(subscriber)
+        let subscriber = tracing_subscriber::registry().with(json::Json).with(filter);
+        let result = tracing::subscriber::set_global_default(subscriber);
+        if result.is_ok() {
+            // Lines waiting in the sink go out before the panic message.
+            let report = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                sink::flush();
+                report(info);
+            }));
+        }
+        result
     } else {
         let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let subscriber = builder
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
             .with_ansi(colour)
             .with_target(false)
             .compact()
@@ -59,4 +67,9 @@ pub fn init() {
     if let Err(err) = result {
         eprintln!("cannot set up logging: {err}");
     }
+}
+
+/// Writes the JSON lines still waiting to be written; call before exiting.
+pub fn flush() {
+    sink::flush();
 }

@@ -78,6 +78,7 @@ fn main() {
             2
         }
     };
+    logging::flush();
     std::process::exit(code);
 }
 

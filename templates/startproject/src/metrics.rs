@@ -27,7 +27,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use tracing::Instrument;
+
 use crate::net::Networks;
+use crate::request_id;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Labels {
@@ -123,8 +126,14 @@ fn route_label(route: Option<&MatchedPath>) -> &'static str {
     label
 }
 
-/// Middleware: counts the request and writes its access line.
+/// Middleware: answers the request in its `request` span (see
+/// [`request_id::span`]), counts it, and writes its access line.
 pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let span = request_id::span(&request);
+    observe(metrics, request, next).instrument(span).await
+}
+
+async fn observe(metrics: Metrics, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = method_label(request.method());
     let route = route_label(request.extensions().get::<MatchedPath>());
@@ -159,16 +168,32 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     if let Some((peer, method, path, version)) = logged {
         // As a common log line: who (the peer: nginx's address behind
         // nginx, whose own log has the client), what, how it ended.
-        let duration_ms = (elapsed.as_secs_f64() * 10_000.0).round() / 10.0;
-        let peer = peer.map_or_else(|| "-".to_owned(), |peer| peer.to_string());
+        // Tenths of a millisecond, in whole numbers: cheaper to write
+        // than a float (every request pays for this line).
+        let tenths = (elapsed.as_micros() + 50) / 100;
+        let duration_ms = tenths as f64 / 10.0;
+        let (whole, tenth) = (tenths / 10, tenths % 10);
+        let peer = Peer(peer);
         tracing::info!(
             target: "access",
             status,
             duration_ms,
-            "{peer} \"{method} {path} {version:?}\" {status} {duration_ms}ms"
+            "{peer} \"{method} {path} {version:?}\" {status} {whole}.{tenth}ms"
         );
     }
     response
+}
+
+/// The peer in an access line, `-` when unknown.
+struct Peer(Option<SocketAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(peer) => peer.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 /// `GET /metrics`: the Prometheus text, to allowed direct clients only.

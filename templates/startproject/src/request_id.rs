@@ -22,6 +22,22 @@ use crate::net::Networks;
 
 pub const HEADER: &str = "x-request-id";
 
+/// The span of a request: its id, method and path on every line logged
+/// while it is answered.
+pub fn span(request: &Request) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        request_id = id,
+        method = request.method().as_str(),
+        path = request.uri().path(),
+    )
+}
+
 /// Drops an incoming `X-Request-ID` that is not from a trusted proxy or is
 /// not a plain token, so that [`NewId`] makes one.
 pub async fn accept_trusted(
