@@ -383,7 +383,14 @@ fn generated_tree_snapshot() {
 fn generated_project_builds_serves_and_stops_gracefully() {
     let (_tmp, dir) = support::generate("hello-site");
 
-    // Its own checks: no warnings under clippy -D warnings, its own test.
+    // Its own checks: formatted as rustfmt would, no warnings under clippy
+    // -D warnings, its own tests.
+    let fmt = cargo(&dir).args(["fmt", "--check"]).output().unwrap();
+    assert!(
+        fmt.status.success(),
+        "the generated project is not rustfmt-clean:\n{}",
+        String::from_utf8_lossy(&fmt.stdout)
+    );
     let clippy = cargo(&dir)
         .args(["clippy", "--all-targets", "--quiet", "--", "-D", "warnings"])
         .output()

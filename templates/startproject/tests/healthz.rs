@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{command, get, start, TempDir};
+use support::{TempDir, command, get, start};
 
 #[test]
 fn healthz_answers_200_with_the_default_sqlite_database() {

@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{command, get, request, start, TempDir, BIN};
+use support::{BIN, TempDir, command, get, request, start};
 
 fn migrate(dir: &TempDir) -> String {
     let out = Command::new(BIN)

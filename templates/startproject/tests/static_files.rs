@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{command, get, start, TempDir};
+use support::{TempDir, command, get, start};
 
 #[test]
 fn static_root_is_served_under_static_url_and_nothing_outside_it() {
