@@ -147,7 +147,8 @@ async fn observe(metrics: Metrics, request: Request, next: Next) -> Response {
         (
             peer,
             request.method().clone(),
-            request.uri().path().to_owned(),
+            // A `Uri` is shared, not copied, when cloned.
+            request.uri().clone(),
             request.version(),
         )
     });
@@ -165,15 +166,16 @@ async fn observe(metrics: Metrics, request: Request, next: Next) -> Response {
             status,
         })
         .observe(elapsed.as_secs_f64());
-    if let Some((peer, method, path, version)) = logged {
+    if let Some((peer, method, uri, version)) = logged {
         // As a common log line: who (the peer: nginx's address behind
         // nginx, whose own log has the client), what, how it ended.
         // Tenths of a millisecond, in whole numbers: cheaper to write
         // than a float (every request pays for this line).
-        let tenths = (elapsed.as_micros() + 50) / 100;
+        let tenths = u64::try_from((elapsed.as_micros() + 50) / 100).unwrap_or(u64::MAX);
         let duration_ms = tenths as f64 / 10.0;
         let (whole, tenth) = (tenths / 10, tenths % 10);
         let peer = Peer(peer);
+        let path = uri.path();
         tracing::info!(
             target: "access",
             status,
