@@ -12,7 +12,7 @@ For each Dockerfile it times, with the classic builder and `--network host`:
 and prints the image size. The base images the Dockerfiles name
 (rust:1.95-slim-bookworm, debian:bookworm-slim, nginx:...) must exist
 locally: no registry is reachable here, and the test suite
-(tests/integration/support/docker.rs) makes them from debootstrap trees.
+(tests/support/docker/) makes them from debootstrap trees.
 Every image the script builds is removed afterwards by id; the images that
 were there before (the bases) are kept.
 

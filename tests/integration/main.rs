@@ -1,20 +1,20 @@
-//! Integration tests: the real `manage` binary, real cargo builds of
-//! generated projects, real servers on loopback.
+//! The fast tier: the real `manage` binary on small inputs. CLI,
+//! startproject's tree and refusals, deploy-config's rendering, validators
+//! and snapshots, check, collectstatic, migrate on SQLite, and runserver
+//! against std-only fixtures. No network namespaces, containers, browsers,
+//! PostgreSQL servers or builds of the generated project: those are the
+//! live tier (`tests/live/`). `cargo test --test integration` runs it alone.
 
-mod browser;
 mod check;
 mod cli;
 mod collectstatic;
-mod deploy_compose;
 mod deploy_config;
 mod deploy_container;
 mod deploy_database;
 mod deploy_generated;
 mod deploy_hardening;
 mod deploy_kubernetes;
-mod deploy_live;
 mod deploy_ops;
-mod deploy_systemd;
 mod deploy_targets;
 mod devproxy;
 mod hardening;
@@ -22,7 +22,7 @@ mod migrate;
 mod proxy_hardening;
 mod runserver;
 mod runserver_apps;
-mod runserver_db;
 mod startproject;
 mod statics_hardening;
+#[path = "../support/mod.rs"]
 mod support;

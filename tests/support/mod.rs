@@ -1,11 +1,16 @@
 //! What the test modules share: running manage, generated projects,
 //! processes and HTTP on loopback (here), the validators and machines of
 //! the deploy tests (`deploy`), a running dev server (`devserver`).
+//!
+//! Both tiers (`tests/integration/`, `tests/live/`) include this module and
+//! each uses a part of it.
+#![allow(dead_code, unused_imports)]
 
 pub mod debian;
 pub mod deploy;
 pub mod devserver;
 pub mod docker;
+pub mod migrations;
 pub mod postgres;
 
 use std::io::{BufRead, BufReader, Read, Write};

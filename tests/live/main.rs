@@ -1,0 +1,19 @@
+//! The live tier: every promise proven on the real component. Builds of
+//! the generated project under runserver and on its own, headless
+//! Chromium, PostgreSQL clusters, Docker images and compose, booted Debian
+//! machines (debootstrap + systemd-nspawn) and network namespaces.
+//! `cargo test --test live` runs it alone; `.ci/run` runs both tiers.
+
+mod browser;
+mod deploy_compose;
+mod deploy_container;
+mod deploy_live;
+mod deploy_ops;
+mod deploy_systemd;
+mod devproxy;
+mod migrate;
+mod runserver;
+mod runserver_db;
+mod startproject;
+#[path = "../support/mod.rs"]
+mod support;
