@@ -248,11 +248,10 @@ fn live_reload_listeners_are_capped() {
 fn many_open_connections_do_not_starve_new_requests() {
     use std::os::unix::process::CommandExt as _;
     let (tmp, dir) = crate::support::devserver::echo_app();
-    let port = crate::support::free_port();
     let mut cmd = crate::support::manage();
     cmd.current_dir(&dir)
         .env("CARGO_TARGET_DIR", crate::support::shared_target_dir())
-        .args(["runserver", &port.to_string()]);
+        .args(["runserver", "127.0.0.1:0"]);
     // A low soft limit, as shells often set (1,024), made small here.
     // SAFETY: setrlimit between fork and exec is async-signal-safe.
     unsafe {
@@ -268,8 +267,8 @@ fn many_open_connections_do_not_starve_new_requests() {
         });
     }
     let proc = crate::support::Running::start(cmd);
+    let addr = crate::support::serving_addr(&proc);
     proc.wait_for_line("Built in", crate::support::devserver::FIRST_BUILD);
-    let addr = format!("127.0.0.1:{port}");
     // More idle connections than the soft limit allows descriptors.
     let idle: Vec<TcpStream> = (0..200)
         .filter_map(|_| TcpStream::connect(&addr).ok())

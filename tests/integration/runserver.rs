@@ -9,28 +9,24 @@ use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
 use crate::support::devserver::{echo_app, start_echo, REBUILD};
-use crate::support::{self, eventually, free_port, get, manage, shared_target_dir, Running};
+use crate::support::{self, eventually, get, manage, serving_addr, shared_target_dir, Running};
 
 #[test]
 fn binding_a_public_address_warns_that_this_is_a_dev_server() {
     let (_tmp, dir) = echo_app();
-    let port = free_port();
     let mut cmd = manage();
     cmd.current_dir(&dir)
         .env("CARGO_TARGET_DIR", shared_target_dir())
-        .args(["runserver", &format!("0.0.0.0:{port}"), "--noreload"]);
+        .args(["runserver", "0.0.0.0:0", "--noreload"]);
     let proc = Running::start(cmd);
+    // Reached on loopback at the port it was given.
+    let addr = serving_addr(&proc);
     proc.wait_for_line(
         "development server: do not use it in production",
         Duration::from_secs(60),
     );
     proc.wait_for_line("Built in", REBUILD);
-    assert_eq!(
-        get(&format!("127.0.0.1:{port}"), "/version")
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(get(&addr, "/version").unwrap().status, 200);
 }
 
 #[test]

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::support::devserver::{FIRST_BUILD, REBUILD};
 use crate::support::{
     alive, descendants, eventually, free_port, get, listen_table, listening_ports_of, manage,
-    shared_target_dir, Running,
+    serving_addr, shared_target_dir, Running,
 };
 
 /// Lines that mean the app will not be served: waiting longer is pointless.
@@ -98,20 +98,21 @@ impl App {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> App {
-        let port = free_port();
         let mut cmd = manage();
         cmd.current_dir(&dir)
             .env("CARGO_TARGET_DIR", shared_target_dir())
             .envs(env.iter().copied())
             .arg("runserver")
-            .arg(port.to_string())
+            .arg("127.0.0.1:0")
             .args(args);
+        let proc = Running::start(cmd);
+        let addr = serving_addr(&proc);
         App {
             _tmp: tmp,
             dir,
-            addr: format!("127.0.0.1:{port}"),
+            addr,
             exes: exes.iter().map(|e| e.to_string()).collect(),
-            proc: Running::start(cmd),
+            proc,
             log: RefCell::new(Vec::new()),
         }
     }

@@ -441,18 +441,17 @@ fn quiet_silences_the_access_log() {
 fn each_request_is_logged_once_unless_the_app_is_asked_to_log_too() {
     let (tmp, dir) = support::generate("dp-once");
     for (access_log, app_lines) in [(None, false), (Some("on"), true)] {
-        let port = support::free_port();
         let mut cmd = support::manage();
         cmd.current_dir(&dir)
             .env("CARGO_TARGET_DIR", support::shared_target_dir())
             .env_remove("ACCESS_LOG")
-            .args(["runserver", "--migrate", &port.to_string()]);
+            .args(["runserver", "--migrate", "127.0.0.1:0"]);
         if let Some(value) = access_log {
             cmd.env("ACCESS_LOG", value);
         }
         let mut proc = support::Running::start(cmd);
+        let addr = support::serving_addr(&proc);
         proc.wait_for_line("Built in", FIRST_BUILD);
-        let addr = format!("127.0.0.1:{port}");
         assert_eq!(get(&addr, "/logged-once").unwrap().status, 404);
         // Every line until manage's access line, and half a second more.
         let mut lines = Vec::new();

@@ -1,12 +1,12 @@
 //! A running `manage runserver` for the runserver, devproxy and browser
-//! tests: a generated project (or the std-only echo app) served on a free
-//! loopback port.
+//! tests: a generated project (or the std-only echo app) served on the
+//! loopback port the system gives runserver (it binds port 0).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{eventually, free_port, generate, get, manage, shared_target_dir, Running};
+use super::{eventually, generate, get, manage, serving_addr, shared_target_dir, Running};
 
 /// The first build in a test run compiles hyper and tokio; later ones wait
 /// for cargo's lock while other tests build.
@@ -40,19 +40,19 @@ impl DevServer {
         extra: &[&str],
         ready_line: &str,
     ) -> DevServer {
-        let port = free_port();
         let mut cmd = manage();
         cmd.current_dir(&dir)
             .env("CARGO_TARGET_DIR", shared_target_dir())
             .arg("runserver")
-            .arg(port.to_string())
+            .arg("127.0.0.1:0")
             .args(extra);
         let proc = Running::start(cmd);
+        let addr = serving_addr(&proc);
         proc.wait_for_line(ready_line, FIRST_BUILD);
         DevServer {
             _tmp: tmp,
             dir,
-            addr: format!("127.0.0.1:{port}"),
+            addr,
             proc,
         }
     }

@@ -300,7 +300,23 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// Where `manage runserver`, started on port 0, serves: its `Serving` line
+/// names the port the system gave it, so no test guesses a free one.
+pub fn serving_addr(proc: &Running) -> String {
+    let line = proc.wait_for_line("Serving `", Duration::from_secs(60));
+    let port = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|host_port| host_port.rsplit(':').next())
+        .and_then(|port| port.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no port in runserver's line {line:?}"));
+    format!("127.0.0.1:{port}")
+}
+
+/// A loopback port that was free a moment ago, for programs that cannot
+/// bind port 0 and say where they are; `manage runserver` can (see
+/// [`serving_addr`]).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
