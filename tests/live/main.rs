@@ -4,16 +4,9 @@
 //! machines (debootstrap + systemd-nspawn) and network namespaces.
 //! `cargo test --test live` runs it alone; `.ci/run` runs both tiers.
 
-mod browser;
-mod deploy_compose;
-mod deploy_container;
-mod deploy_live;
-mod deploy_ops;
-mod deploy_systemd;
-mod devproxy;
+mod deploy_config;
 mod migrate;
 mod runserver;
-mod runserver_db;
 mod startproject;
 #[path = "../support/mod.rs"]
 mod support;

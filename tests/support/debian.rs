@@ -1,6 +1,6 @@
 //! Debian 12 file trees made by `debootstrap --variant=minbase`, cached in
 //! the target directory per package list: the root of the systemd
-//! containers (`deploy_systemd`) and of the base images the container tests
+//! containers (`deploy_config::systemd`) and of the base images the container tests
 //! build (`docker`), since no image registry is reachable here.
 
 use std::fs;

@@ -1,0 +1,11 @@
+//! `manage runserver` on std-only projects: how it serves and swaps
+//! (`serve`), apps that manage did not generate (`apps`), the proxy against
+//! hostile clients (`proxy`, `upgrades`), static files (`statics`) and
+//! hostile projects (`projects`).
+
+mod apps;
+mod projects;
+mod proxy;
+mod serve;
+mod statics;
+mod upgrades;
