@@ -4,8 +4,8 @@
 //! new, echoed in the response), the `request` span every log line of the
 //! request carries with metrics and the access line (one middleware:
 //! tower-http's `TraceLayer` would be a second one, and each costs every
-//! request), panics turned into the 500 page, a 30 s timeout, a body limit, and cross-site request
-//! protection for unsafe methods.
+//! request), panics turned into the 500 page, a 30 s timeout, a body
+//! limit, and cross-site request protection for unsafe methods.
 
 use std::time::Duration;
 

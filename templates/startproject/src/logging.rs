@@ -15,6 +15,9 @@
 mod json;
 mod sink;
 
+/// Writes the JSON lines still waiting to be written; call before exiting.
+pub use sink::flush;
+
 use std::io::IsTerminal;
 use std::str::FromStr;
 
@@ -67,9 +70,4 @@ pub fn init() {
     if let Err(err) = result {
         eprintln!("cannot set up logging: {err}");
     }
-}
-
-/// Writes the JSON lines still waiting to be written; call before exiting.
-pub fn flush() {
-    sink::flush();
 }

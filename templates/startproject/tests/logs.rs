@@ -1,6 +1,7 @@
 //! `LOG_FORMAT=json`: every line on stderr is one JSON object, a request's
-//! lines carry its id, there is one access line per request, and the last
-//! lines are out when the process exits after SIGTERM.
+//! lines carry its id, there is one access line per request, lines are
+//! written while the server runs, and the last ones are out when the
+//! process exits after SIGTERM.
 
 mod support;
 
@@ -81,6 +82,17 @@ fn json_lines_carry_the_request_id_and_are_all_out_at_exit() {
     let (status, made) = get(&addr, "/no-such-page", "");
     assert!(status.contains("404"), "{status}");
     assert_eq!(made.len(), 32, "a new id: {made}");
+
+    // Batched, but written while the server runs, not held until exit:
+    // both access lines arrive before it is asked to stop.
+    let mut access_seen = 0;
+    while access_seen < 2 {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) else {
+            let _ = child.kill();
+            panic!("the access lines were not written while the server ran");
+        };
+        access_seen += usize::from(line.contains("\"target\":\"access\""));
+    }
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
