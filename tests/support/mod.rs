@@ -1,6 +1,7 @@
 //! What the test modules share: running manage, generated projects,
 //! processes and HTTP on loopback (here), the validators and machines of
-//! the deploy tests (`deploy`), a running dev server (`devserver`).
+//! the deploy tests (`deploy`), a running dev server (`runserver`) and the
+//! projects it serves (`fixtures`).
 //!
 //! Both tiers (`tests/integration/`, `tests/live/`) include this module and
 //! each uses a part of it.
@@ -8,10 +9,11 @@
 
 pub mod debian;
 pub mod deploy;
-pub mod devserver;
 pub mod docker;
+pub mod fixtures;
 pub mod migrations;
 pub mod postgres;
+pub mod runserver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -300,23 +302,9 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
-/// Where `manage runserver`, started on port 0, serves: its `Serving` line
-/// names the port the system gave it, so no test guesses a free one.
-pub fn serving_addr(proc: &Running) -> String {
-    let line = proc.wait_for_line("Serving `", Duration::from_secs(60));
-    let port = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|host_port| host_port.rsplit(':').next())
-        .and_then(|port| port.parse::<u16>().ok())
-        .unwrap_or_else(|| panic!("no port in runserver's line {line:?}"));
-    format!("127.0.0.1:{port}")
-}
-
 /// A loopback port that was free a moment ago, for programs that cannot
 /// bind port 0 and say where they are; `manage runserver` can (see
-/// [`serving_addr`]).
+/// [`runserver::Start`]).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use super::build::BuildSpec;
+use super::events::Events;
 use super::migrations::MigrationCheck;
 use super::watch::WatchSet;
 use crate::database::Target;
@@ -108,6 +109,10 @@ pub struct Args {
     /// Apply pending migrations before each start of the app (else they are reported) [database: as `manage migrate`'s]
     #[arg(long)]
     pub migrate: bool,
+
+    /// Also write what happens (builds, starts, swaps, reloads) as JSON lines to PATH (`-`: stdout; `/dev/fd/N`: an open descriptor)
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
 }
 
 /// What to build: the flags cargo gets.
@@ -145,6 +150,8 @@ pub struct Config {
     /// before each start.
     pub migrations: Option<Arc<MigrationCheck>>,
     pub plan: Plan,
+    /// `--events`' sink (or none).
+    pub events: Events,
 }
 
 /// Everything a cycle needs, derived from the project and the flags.
@@ -156,7 +163,7 @@ pub struct Plan {
 }
 
 impl Config {
-    pub fn resolve(args: Args, project: &Project) -> Result<Config> {
+    pub fn resolve(args: Args, project: &Project, events: Events) -> Result<Config> {
         let settings = Settings::load(project)?;
         let addr_text = args
             .addrport
@@ -227,6 +234,7 @@ impl Config {
             app_addr,
             migrations,
             plan,
+            events,
         })
     }
 

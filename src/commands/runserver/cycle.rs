@@ -14,11 +14,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::build::{self, BuildSpec, Failure, Outcome};
 use super::child::Child;
+use super::events::Events;
 use super::migrations::MigrationCheck;
 use super::ready::{self, NotReady, Ready, Wait};
 use super::reaper::Reaper;
@@ -119,6 +121,7 @@ pub struct Job {
     pub reaper: Reaper,
     /// Checked (or applied, with `--migrate`) before the app starts.
     pub migrations: Option<Arc<MigrationCheck>>,
+    pub events: Events,
 }
 
 impl Cycle {
@@ -211,6 +214,10 @@ async fn start(
     cancel: &mut oneshot::Receiver<()>,
 ) -> Result<(Child, Result<Ready, NotReady>), CycleEnd> {
     let child = Child::spawn(exe, &job.cwd, &job.ui, &job.reaper).map_err(CycleEnd::Error)?;
+    job.events.emit(
+        "app-started",
+        json!({ "pid": child.pid(), "port": child.port.port() }),
+    );
     let wait = Wait {
         health: job.health.as_deref(),
         app_addr: job.app_addr,
@@ -218,7 +225,16 @@ async fn start(
         name: &job.spec.bin,
     };
     tokio::select! {
-        ready = ready::wait(&child, &wait, &job.ui) => Ok((child, ready)),
+        ready = ready::wait(&child, &wait, &job.ui) => {
+            if let Ok(ready) = &ready {
+                job.events.emit("app-ready", json!({
+                    "pid": child.pid(),
+                    "addr": ready.addr.to_string(),
+                    "via": ready.via.name(),
+                }));
+            }
+            Ok((child, ready))
+        }
         // Dropping the child kills its process group.
         _ = cancel => Err(CycleEnd::Cancelled),
     }
@@ -231,6 +247,7 @@ async fn build(
     cancel: &mut oneshot::Receiver<()>,
 ) -> Result<(PathBuf, bool, Duration), CycleEnd> {
     let (build_cancel_tx, build_cancel_rx) = oneshot::channel();
+    job.events.emit("build-started", json!(null));
     let build = build::build(&job.spec, &job.ui, build_cancel_rx, &job.reaper);
     tokio::pin!(build);
     let outcome = tokio::select! {
@@ -249,6 +266,12 @@ async fn build(
             exe,
             fresh,
             elapsed,
-        }) => Ok((exe, fresh, elapsed)),
+        }) => {
+            job.events.emit(
+                "build-finished",
+                json!({ "elapsed_ms": elapsed.as_millis(), "fresh": fresh }),
+            );
+            Ok((exe, fresh, elapsed))
+        }
     }
 }

@@ -19,9 +19,11 @@ use http_body_util::{BodyExt as _, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
 use hyper::Response;
+use serde_json::json;
 use tokio::sync::broadcast;
 
 use super::body::ProxyBody;
+use super::events::Events;
 
 /// Stands for the serving build's generation in the rendered snippets.
 const GENERATION_MARK: &str = "__MANAGE_GENERATION__";
@@ -49,6 +51,7 @@ pub struct Hub {
     instance: String,
     generation: AtomicU64,
     listeners: Arc<AtomicUsize>,
+    events: Events,
 }
 
 /// Counts one listening tab while its stream lives.
@@ -61,7 +64,7 @@ impl Drop for Listener {
 }
 
 impl Hub {
-    pub fn new() -> Arc<Hub> {
+    pub fn new(events: Events) -> Arc<Hub> {
         let (tx, _) = broadcast::channel(64);
         let mut id = [0u8; 8];
         let _ = getrandom::getrandom(&mut id);
@@ -70,15 +73,26 @@ impl Hub {
             instance: id.iter().map(|b| format!("{b:02x}")).collect(),
             generation: AtomicU64::new(0),
             listeners: Arc::new(AtomicUsize::new(0)),
+            events,
         })
     }
 
     pub fn send(&self, event: Event) {
+        let mut generation = self.generation.load(Ordering::Acquire);
         if matches!(event, Event::Reload) {
-            self.generation.fetch_add(1, Ordering::AcqRel);
+            generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         }
+        let fields = match &event {
+            Event::Reload => json!({ "kind": "reload", "generation": generation }),
+            Event::Css(urls) => json!({ "kind": "css", "urls": urls, "generation": generation }),
+            Event::Overlay(_) => json!({ "kind": "overlay", "generation": generation }),
+            Event::Clear => json!({ "kind": "clear", "generation": generation }),
+        };
         // No tab listening is fine.
-        let _ = self.tx.send(event);
+        let tabs = self.tx.send(event).unwrap_or(0);
+        let mut fields = fields;
+        fields["tabs"] = tabs.into();
+        self.events.emit("reload-sent", fields);
     }
 
     /// How many times a new build (or a static change) told tabs to reload.

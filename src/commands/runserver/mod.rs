@@ -25,6 +25,7 @@ pub mod coordinator;
 pub mod cycle;
 pub mod discover;
 pub mod errorpage;
+pub mod events;
 pub mod fingerprint;
 pub mod handoff;
 pub mod headers;
@@ -45,11 +46,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
+use serde_json::json;
 use tokio::sync::{mpsc, watch as watch_channel};
 
 pub use self::config::Args;
 use self::config::{display_addr, Config, HOLD};
 use self::coordinator::Coordinator;
+use self::events::Events;
 use self::hosts::AllowedHosts;
 use self::livereload::{Hub, Snippets};
 use self::proxy::ProxyConfig;
@@ -78,11 +81,37 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
 async fn serve(args: Args, ui: Ui) -> Result<()> {
     // First, so that nothing manage starts can outlive it.
     let reaper = Reaper::start()?;
+    let events = match &args.events {
+        Some(path) => Events::open(path, &ui)?,
+        None => Events::none(),
+    };
+    let result = serve_with(args, ui, reaper, events.clone()).await;
+    match &result {
+        Ok(()) => events.emit("stopped", json!(null)),
+        Err(err) => events.emit(
+            "error",
+            json!({ "message": format!("{err:#}"), "fatal": true }),
+        ),
+    }
+    events.close();
+    result
+}
+
+async fn serve_with(args: Args, ui: Ui, reaper: Reaper, events: Events) -> Result<()> {
     let project = Project::load_for_bin(&args.selector, true, args.bin.as_deref())?;
-    let config = Config::resolve(args, &project)?;
+    let config = Config::resolve(args, &project, events.clone())?;
 
     let listener = bind(config.addr).await?;
     let addr = listener.local_addr().unwrap_or(config.addr);
+    events.emit(
+        "serving",
+        json!({
+            "addr": addr.to_string(),
+            "url": format!("http://{}/", display_addr(addr)),
+            "bin": config.plan.spec.bin,
+            "pid": std::process::id(),
+        }),
+    );
 
     ui.info(format!(
         "{} {}",
@@ -117,7 +146,7 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
     if let (Some(statics), Some(dir)) = (&statics, static_dir) {
         ui.verbose("Static", format!("{} from {}", statics.url, dir.display()));
     }
-    let hub = Hub::new();
+    let hub = Hub::new(events.clone());
     let (state_tx, state_rx) = watch_channel::channel(AppState {
         busy: true,
         ..AppState::default()
@@ -150,6 +179,7 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
             config.plan.watch_set.clone(),
             config.debounce,
             watch_rx,
+            events.path(),
         )?)
     };
 

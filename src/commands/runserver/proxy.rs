@@ -30,7 +30,7 @@ use super::hosts::{AllowedHosts, Verdict};
 use super::inject::{self, Injected};
 use super::livereload::{Banner, Hub, Snippets};
 use super::migrations::Pending;
-use super::stall::{WriteTimeout, SEND_TIMEOUT};
+use super::stall::{send_timeout, WriteTimeout};
 use super::state::{AppState, Backend, Problem, Tracked};
 use super::statics::Statics;
 use crate::settings::RESERVED_PREFIX as RESERVED;
@@ -97,7 +97,7 @@ pub async fn serve(
                 .header_read_timeout(HEAD_TIMEOUT)
                 .max_buf_size(READ_BUFFER)
                 .serve_connection(
-                    TokioIo::new(WriteTimeout::new(stream, SEND_TIMEOUT)),
+                    TokioIo::new(WriteTimeout::new(stream, send_timeout())),
                     service,
                 )
                 .with_upgrades()

@@ -36,6 +36,18 @@ pub enum Via {
     Discovered,
 }
 
+impl Via {
+    /// Its name in `--events`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Passed => "socket",
+            Via::Port => "port",
+            Via::Configured => "app-addr",
+            Via::Discovered => "discovered",
+        }
+    }
+}
+
 /// Where a ready app takes requests.
 #[derive(Debug, Clone, Copy)]
 pub struct Ready {

@@ -5,7 +5,7 @@
 //! file and never reads would hold its connection (a file descriptor and
 //! hyper's buffers) for as long as it likes, and a few hundred such
 //! clients would use up manage's descriptors. [`WriteTimeout`] fails a
-//! write that makes no progress for [`SEND_TIMEOUT`], so hyper closes the
+//! write that makes no progress for [`send_timeout`], so hyper closes the
 //! connection (#9). Reads are untouched: an idle keep-alive connection or
 //! a live-reload stream waiting for news writes nothing and is not timed.
 
@@ -20,6 +20,19 @@ use tokio::time::Sleep;
 
 /// How long a client may take no data before its connection is closed.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`SEND_TIMEOUT`], or what the hidden `MANAGE_SEND_TIMEOUT_MS` says
+/// (tests of the timeout take a second instead of half a minute).
+pub fn send_timeout() -> Duration {
+    static LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("MANAGE_SEND_TIMEOUT_MS")
+            .ok()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map_or(SEND_TIMEOUT, Duration::from_millis)
+    })
+}
 
 pub struct WriteTimeout<T> {
     inner: T,

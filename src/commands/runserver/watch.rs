@@ -62,10 +62,12 @@ pub fn max_wait(debounce: Duration) -> Duration {
 }
 
 /// Starts the watcher task. Changes arrive on the returned receiver.
+/// `skip` is a file manage writes itself (`--events`): never a change.
 pub fn spawn(
     set: WatchSet,
     debounce: Duration,
     commands: mpsc::UnboundedReceiver<Command>,
+    skip: Option<&Path>,
 ) -> Result<mpsc::UnboundedReceiver<Change>> {
     let (raw_tx, raw_rx) = mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |event| {
@@ -81,6 +83,7 @@ pub fn spawn(
         watched: HashSet::new(),
         outside: HashSet::new(),
         build_inputs: HashSet::new(),
+        skip: skip.into_iter().flat_map(absolute_forms).collect(),
     };
     for root in state.set.roots.clone() {
         state.scan(&root, false)?;
@@ -115,6 +118,17 @@ struct State {
     outside: HashSet<PathBuf>,
     /// Every file the last build read, by dep-info.
     build_inputs: HashSet<PathBuf>,
+    skip: Vec<PathBuf>,
+}
+
+/// A path as given (made absolute) and with its directory's links resolved.
+fn absolute_forms(path: &Path) -> Vec<PathBuf> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let resolved = match (absolute.parent(), absolute.file_name()) {
+        (Some(dir), Some(name)) => dir.canonicalize().map(|d| d.join(name)).ok(),
+        _ => None,
+    };
+    std::iter::once(absolute).chain(resolved).collect()
 }
 
 async fn run(
@@ -266,6 +280,7 @@ impl State {
     fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
         if path.starts_with(&self.set.target_dir)
             || path.components().any(|c| c.as_os_str() == ".git")
+            || self.skip.iter().any(|s| s == path)
         {
             return true;
         }

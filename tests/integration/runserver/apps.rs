@@ -16,53 +16,32 @@
 //! fixture under a package name of its own, and the workspace tests each
 //! build a different binary.
 
-use std::cell::RefCell;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::devserver::{FIRST_BUILD, REBUILD};
-use crate::support::{
-    alive, descendants, eventually, free_port, get, listen_table, listening_ports_of, manage,
-    serving_addr, shared_target_dir, Running,
+use crate::support::fixtures;
+use crate::support::runserver::{
+    processes_running, Polled, Poller, Session, Start, FIRST_BUILD, REBUILD,
 };
+use crate::support::{alive, eventually, free_port, get, listen_table, manage, shared_target_dir};
 
-/// Lines that mean the app will not be served: waiting longer is pointless.
-const HOPELESS: [&str; 3] = ["never became ready", "Build failed", "The app exited"];
-
-/// A copy of `tests/fixtures/<shape>` in a temp dir, with `renames`
-/// applied to every `Cargo.toml`. Symlinks (the shared `http.rs`) are
-/// copied as the files they point to.
 fn fixture(shape: &str, renames: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
-    fn copy_dir(from: &Path, to: &Path, renames: &[(&str, &str)]) {
-        fs::create_dir_all(to).unwrap();
-        for entry in fs::read_dir(from).unwrap().flatten() {
-            let src = entry.path();
-            let dst = to.join(entry.file_name());
-            // `metadata` follows symlinks.
-            if fs::metadata(&src).unwrap().is_dir() {
-                copy_dir(&src, &dst, renames);
-            } else if entry.file_name() == "Cargo.toml" {
-                let mut text = fs::read_to_string(&src).unwrap();
-                for (from, to) in renames {
-                    text = text.replace(from, to);
-                }
-                fs::write(&dst, text).unwrap();
-            } else {
-                fs::copy(&src, &dst).unwrap();
-            }
-        }
+    fixtures::copy(shape, renames)
+}
+
+/// runserver in `project`, whose processes run one of `exes`.
+fn start(
+    project: (tempfile::TempDir, PathBuf),
+    exes: &[&str],
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Session {
+    let mut start = Start::new(project).exes(exes).args(args);
+    for (key, value) in env {
+        start = start.env(key, value);
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join(shape);
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(shape);
-    copy_dir(&source, &dir, renames);
-    (tmp, dir)
+    start.spawn()
 }
 
 /// The `fixed-port` fixture as package `name`, listening on a free port.
@@ -76,268 +55,17 @@ fn fixed_port_app(name: &str) -> (tempfile::TempDir, PathBuf, u16) {
     (tmp, dir, port)
 }
 
-/// `manage runserver` in a fixture, with every stderr line kept so tests
-/// can look back at the notes, and every process it started killed by id
-/// when the test ends, passed or failed.
-struct App {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    /// manage's own address, where the app is served.
-    addr: String,
-    /// The app's executables (file names in the shared target dir), to find
-    /// the app's processes wherever they were reparented.
-    exes: Vec<String>,
-    proc: Running,
-    log: RefCell<Vec<String>>,
-}
-
-impl App {
-    fn start(
-        (tmp, dir): (tempfile::TempDir, PathBuf),
-        exes: &[&str],
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> App {
-        let mut cmd = manage();
-        cmd.current_dir(&dir)
-            .env("CARGO_TARGET_DIR", shared_target_dir())
-            .envs(env.iter().copied())
-            .arg("runserver")
-            .arg("127.0.0.1:0")
-            .args(args);
-        let proc = Running::start(cmd);
-        let addr = serving_addr(&proc);
-        App {
-            _tmp: tmp,
-            dir,
-            addr,
-            exes: exes.iter().map(|e| e.to_string()).collect(),
-            proc,
-            log: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// Moves the stderr lines that arrived into the log; returns the new ones.
-    fn pump(&self) -> Vec<String> {
-        let new: Vec<String> = self.proc.stderr.try_iter().collect();
-        self.log.borrow_mut().extend(new.iter().cloned());
-        new
-    }
-
-    fn log_text(&self) -> String {
-        self.pump();
-        self.log.borrow().join("\n")
-    }
-
-    /// Lines seen so far containing `needle`.
-    fn lines_with(&self, needle: &str) -> Vec<String> {
-        self.pump();
-        self.log
-            .borrow()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .cloned()
-            .collect()
-    }
-
-    /// Waits until a stderr line contains `needle`; panics with the log.
-    fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        let mut checked = 0;
-        loop {
-            self.pump();
-            if let Some(line) = self.log.borrow()[checked..]
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return line.clone();
-            }
-            checked = self.log.borrow().len();
-            assert!(
-                Instant::now() < deadline,
-                "no line containing {needle:?} within {timeout:?}; manage's stderr:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits until GET / at manage's address answers 200 with `text`.
-    /// Panics early, with manage's output, when manage says the app will
-    /// not be served, or exits.
-    fn wait_served(&self, text: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("no response yet");
-        loop {
-            for line in self.pump() {
-                if HOPELESS.iter().any(|h| line.contains(h)) {
-                    panic!(
-                        "waiting for {text:?}, manage said {line:?}; last response: {last}; manage's stderr:\n{}",
-                        self.log_text()
-                    );
-                }
-            }
-            if !alive(self.proc.pid()) {
-                // Its last lines may still be in the pipe.
-                std::thread::sleep(Duration::from_millis(200));
-                panic!(
-                    "manage exited while waiting for {text:?}; its stderr:\n{}",
-                    self.log_text()
-                );
-            }
-            match get(&self.addr, "/") {
-                Ok(r) if r.status == 200 && r.text().contains(text) => return,
-                Ok(r) => last = format!("{} {:?}", r.status, r.text()),
-                Err(e) => last = e.to_string(),
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{text:?} not served within {timeout:?}; last response: {last}; manage's stderr:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Replaces the first `from` in `rel` by `to`.
-    fn edit(&self, rel: &str, from: &str, to: &str) {
-        let path = self.dir.join(rel);
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{rel} has no {from:?}");
-        fs::write(&path, text.replacen(from, to, 1)).unwrap();
-    }
-
-    /// The app's processes: below manage, or anywhere running one of its
-    /// executables (an orphan has left manage's tree).
-    fn app_processes(&self) -> Vec<i32> {
-        let mut pids = descendants(self.proc.pid());
-        pids.retain(|&p| !comm(p).starts_with("rustc"));
-        pids.extend(processes_running(&self.exes));
-        pids.sort();
-        pids.dedup();
-        pids
-    }
-
-    /// Ports with a listening socket held by the app's processes.
-    fn app_ports(&self) -> Vec<u16> {
-        let mut ports: Vec<u16> = self
-            .app_processes()
-            .into_iter()
-            .flat_map(listening_ports_of)
-            .collect();
-        ports.sort();
-        ports.dedup();
-        ports
-    }
-
-    fn port(&self) -> u16 {
-        self.addr.rsplit(':').next().unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        // manage normally takes the app down with it; this is for a test
-        // that failed half-way, or a manage that did not.
-        for pid in self.app_processes() {
-            // SAFETY: kill(2) on a process this test started through manage.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
-        // `Running`'s own drop then kills manage's process group.
-    }
-}
-
-/// What a poller saw.
-struct Polled {
-    ok: u32,
-    failed: Vec<String>,
-    /// The longest any single request took.
-    slowest: Duration,
-}
-
-/// GET / every 3 ms until dropped or stopped, counting what failed.
-struct Poller {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<Polled>>,
-}
-
-impl Poller {
-    fn start(addr: &str) -> Poller {
-        let stop = Arc::new(AtomicBool::new(false));
-        let handle = {
-            let stop = stop.clone();
-            let addr = addr.to_owned();
-            std::thread::spawn(move || {
-                let mut polled = Polled {
-                    ok: 0,
-                    failed: Vec::new(),
-                    slowest: Duration::ZERO,
-                };
-                let deadline = Instant::now() + Duration::from_secs(900);
-                // Bounded in count and time.
-                for _ in 0..1_000_000 {
-                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                        break;
-                    }
-                    let sent = Instant::now();
-                    let result = get(&addr, "/");
-                    polled.slowest = polled.slowest.max(sent.elapsed());
-                    match result {
-                        Ok(r) if r.status == 200 => polled.ok += 1,
-                        Ok(r) => polled
-                            .failed
-                            .push(format!("status {}: {:?}", r.status, r.text())),
-                        Err(e) => polled.failed.push(e.to_string()),
-                    }
-                    std::thread::sleep(Duration::from_millis(3));
-                }
-                polled
-            })
-        };
-        Poller {
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops, asserts that no request failed, and returns what it saw.
-    fn assert_no_failures(mut self, app: &App) -> Polled {
-        self.stop.store(true, Ordering::Relaxed);
-        let polled = self.handle.take().unwrap().join().unwrap();
-        assert!(
-            polled.failed.is_empty(),
-            "{} failed requests ({} ok): {:?}; manage's stderr:\n{}",
-            polled.failed.len(),
-            polled.ok,
-            &polled.failed[..polled.failed.len().min(10)],
-            app.log_text()
-        );
-        assert!(
-            polled.ok > 10,
-            "the poller made only {} requests",
-            polled.ok
-        );
-        polled
-    }
-}
-
-impl Drop for Poller {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
 /// Edits `VERSION` in `rel` from v1 up to v`1 + edits`, each time waiting
 /// for `<name> vN` at manage's address, with a poller counting failures.
-fn assert_edits_served_without_failures(app: &App, rel: &str, name: &str, edits: u32) -> Polled {
+fn assert_edits_served_without_failures(
+    app: &Session,
+    rel: &str,
+    name: &str,
+    edits: u32,
+) -> Polled {
     let poller = Poller::start(&app.addr);
     // Some successful requests before the first edit.
-    std::thread::sleep(Duration::from_millis(100));
+    poller.wait_for_answers(10);
     for n in 2..=edits + 1 {
         app.edit(
             rel,
@@ -351,7 +79,7 @@ fn assert_edits_served_without_failures(app: &App, rel: &str, name: &str, edits:
 
 /// SIGTERM to manage: it exits 0, and within 10 s no process of the app is
 /// alive and nothing listens on `ports`, the app's sockets or manage's.
-fn assert_sigterm_leaves_nothing(app: &mut App, ports: &[u16]) {
+fn assert_sigterm_leaves_nothing(app: &mut Session, ports: &[u16]) {
     let procs = app.app_processes();
     assert!(!procs.is_empty(), "no app process found under manage");
     let mut ports = ports.to_vec();
@@ -367,7 +95,7 @@ fn assert_sigterm_leaves_nothing(app: &mut App, ports: &[u16]) {
     assert_all_gone(app, &procs, &ports);
 }
 
-fn assert_all_gone(app: &App, procs: &[i32], ports: &[u16]) {
+fn assert_all_gone(app: &Session, procs: &[i32], ports: &[u16]) {
     let still = || {
         let mut alive_now: Vec<i32> = procs.iter().copied().filter(|&p| alive(p)).collect();
         alive_now.extend(processes_running(&app.exes));
@@ -395,7 +123,7 @@ fn assert_all_gone(app: &App, procs: &[i32], ports: &[u16]) {
 
 /// SIGKILL to manage: within 10 s no process of the app is alive and
 /// nothing listens on `ports`, the app's sockets or manage's.
-fn assert_sigkill_leaves_no_orphan(app: &mut App, ports: &[u16]) {
+fn assert_sigkill_leaves_no_orphan(app: &mut Session, ports: &[u16]) {
     let procs = app.app_processes();
     assert!(!procs.is_empty(), "no app process found under manage");
     let mut ports = ports.to_vec();
@@ -410,13 +138,14 @@ fn assert_sigkill_leaves_no_orphan(app: &mut App, ports: &[u16]) {
 
 /// A syntax error: the build fails, `<name> v1` is still served with no
 /// failed request; the fix and a new version are then served.
-fn assert_failed_build_keeps_serving(app: &App, name: &str) {
+fn assert_failed_build_keeps_serving(app: &Session, name: &str) {
     let poller = Poller::start(&app.addr);
     app.edit("src/main.rs", "fn main() {", "fn main() { let = ;");
-    let line = app.wait_for_line("Build failed", REBUILD);
-    assert!(line.contains("still serving the previous build"), "{line}");
+    let failed = app.expect_outcome("build-failed", REBUILD);
+    assert_eq!(failed["serving"], true, "{failed}");
+    assert!(failed["errors"].as_u64() >= Some(1), "{failed}");
     // The poller keeps asking the old app for a while after the failure.
-    std::thread::sleep(Duration::from_millis(500));
+    poller.wait_for_answers(poller.answered() + 20);
     let response = get(&app.addr, "/").unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), format!("{name} v1\n"));
@@ -433,11 +162,11 @@ fn assert_failed_build_keeps_serving(app: &App, name: &str) {
 
 /// A request the old app is answering (`/slow`, 2 s) when an edit swaps
 /// in a new build completes, from the old app.
-fn assert_in_flight_request_finishes(app: &App, name: &str) {
+fn assert_in_flight_request_finishes(app: &Session, name: &str) {
     let addr = app.addr.clone();
     let slow = std::thread::spawn(move || get(&addr, "/slow"));
-    // The app answers /slow after 2 s: let the request reach it first.
-    std::thread::sleep(Duration::from_millis(300));
+    // The app answers /slow after 2 s: the request reaches it first.
+    app.wait_for_line("slow request received", Duration::from_secs(10));
     app.edit(
         "src/main.rs",
         "const VERSION: &str = \"v1\";",
@@ -463,38 +192,6 @@ fn assert_in_flight_request_finishes(app: &App, name: &str) {
     }
 }
 
-fn comm(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// Live processes whose executable is one of `exes` in the shared target
-/// dir (also after a rebuild replaced the file: "... (deleted)").
-fn processes_running(exes: &[String]) -> Vec<i32> {
-    let target = shared_target_dir();
-    let mut out = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(exe) = fs::read_link(entry.path().join("exe")) else {
-            continue;
-        };
-        let exe = exe.to_string_lossy();
-        let exe = exe.trim_end_matches(" (deleted)");
-        let path = Path::new(exe);
-        let ours = path.starts_with(&target)
-            && path
-                .file_name()
-                .is_some_and(|f| exes.iter().any(|e| f.to_string_lossy() == *e));
-        if ours && alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// Every port something on this machine listens on (any address).
 fn listening_ports() -> Vec<u16> {
     listen_table().into_iter().map(|(p, _)| p).collect()
@@ -505,7 +202,7 @@ fn listening_ports() -> Vec<u16> {
 #[test]
 fn a_fixed_port_app_is_found_served_and_swapped_without_failures() {
     let (tmp, dir, port) = fixed_port_app("fp-edit");
-    let mut app = App::start((tmp, dir), &["fp-edit"], &[], &[]);
+    let mut app = start((tmp, dir), &["fp-edit"], &[], &[]);
     app.wait_served("fixed-port v1", FIRST_BUILD);
     // Said once, loosely: `note: the app listens on 127.0.0.1:3000, not on
     // $PORT; proxying there`.
@@ -541,18 +238,19 @@ fn a_fixed_port_app_holds_requests_for_the_restart_only_never_the_build() {
     // Every build of this copy sleeps 3 s in its build script, the first
     // one too (so the delay itself is no change for manage to see).
     fs::write(dir.join("build-delay-ms.txt"), "3000\n").unwrap();
-    let mut app = App::start((tmp, dir), &["fp-held"], &[], &[]);
+    let mut app = start((tmp, dir), &["fp-held"], &[], &[]);
     app.wait_served("fixed-port v1", FIRST_BUILD);
     let polled = assert_edits_served_without_failures(&app, "src/main.rs", "fixed-port", 1);
-    // The edit's build did take 3 s (`Built in 3.05s · restarted in ...`).
-    let built = app.lines_with("Built in");
-    let secs: Option<f64> = built.last().and_then(|l| {
-        let rest = l.split("Built in ").nth(1)?;
-        rest.split('s').next()?.trim().parse().ok()
-    });
+    // The edit's build did take 3 s.
+    let swaps: Vec<_> = app
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "swapped")
+        .collect();
+    let build_ms = swaps.last().and_then(|e| e["build_ms"].as_u64());
     assert!(
-        secs.is_some_and(|s| s >= 3.0),
-        "the build was not slow: {built:?}"
+        build_ms.is_some_and(|ms| ms >= 3000),
+        "the build was not slow: {swaps:?}"
     );
     // Requests held through the build would take 3 s and more; the old app
     // serves during the build, and only the stop-and-start is waited for.
@@ -568,7 +266,7 @@ fn a_fixed_port_app_holds_requests_for_the_restart_only_never_the_build() {
 #[test]
 fn sigkill_of_manage_leaves_no_orphan_of_a_fixed_port_app() {
     let (tmp, dir, port) = fixed_port_app("fp-kill");
-    let mut app = App::start((tmp, dir), &["fp-kill"], &[], &[]);
+    let mut app = start((tmp, dir), &["fp-kill"], &[], &[]);
     app.wait_served("fixed-port v1", FIRST_BUILD);
     assert!(listening_ports().contains(&port));
     assert_sigkill_leaves_no_orphan(&mut app, &[port]);
@@ -577,7 +275,7 @@ fn sigkill_of_manage_leaves_no_orphan_of_a_fixed_port_app() {
 #[test]
 fn a_failed_build_keeps_the_fixed_port_app_serving() {
     let (tmp, dir, _port) = fixed_port_app("fp-broken");
-    let app = App::start((tmp, dir), &["fp-broken"], &[], &[]);
+    let app = start((tmp, dir), &["fp-broken"], &[], &[]);
     app.wait_served("fixed-port v1", FIRST_BUILD);
     assert_failed_build_keeps_serving(&app, "fixed-port");
 }
@@ -589,7 +287,7 @@ fn a_failed_build_keeps_the_fixed_port_app_serving() {
 #[test]
 fn a_fixed_port_build_that_crashes_at_start_leaves_the_old_one_serving() {
     let (tmp, dir, _port) = fixed_port_app("fp-crash");
-    let app = App::start((tmp, dir), &["fp-crash"], &[], &[]);
+    let app = start((tmp, dir), &["fp-crash"], &[], &[]);
     app.wait_served("fixed-port v1", FIRST_BUILD);
     let poller = Poller::start(&app.addr);
     app.edit(
@@ -597,8 +295,15 @@ fn a_fixed_port_build_that_crashes_at_start_leaves_the_old_one_serving() {
         "fn main() {",
         "fn main() {\n    eprintln!(\"boom at start\");\n    std::process::exit(3);",
     );
-    let line = app.wait_for_line("never became ready", REBUILD);
-    assert!(line.contains("still serving the previous build"), "{line}");
+    // The old app was stopped for the new one: its saved copy runs again.
+    let rolled = app.expect_outcome("rolled-back", REBUILD);
+    assert!(
+        rolled["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("exited at start")),
+        "{rolled}"
+    );
+    app.wait_for_line("boom at start", Duration::from_secs(5));
     app.wait_served("fixed-port v1", Duration::from_secs(10));
     poller.assert_no_failures(&app);
 }
@@ -606,7 +311,7 @@ fn a_fixed_port_build_that_crashes_at_start_leaves_the_old_one_serving() {
 #[test]
 fn a_request_in_flight_on_the_old_fixed_port_app_finishes_before_it_stops() {
     let (tmp, dir, _port) = fixed_port_app("fp-drain");
-    let app = App::start((tmp, dir), &["fp-drain"], &[], &[]);
+    let app = start((tmp, dir), &["fp-drain"], &[], &[]);
     app.wait_served("fixed-port v1", FIRST_BUILD);
     assert_in_flight_request_finishes(&app, "fixed-port");
 }
@@ -615,7 +320,7 @@ fn a_request_in_flight_on_the_old_fixed_port_app_finishes_before_it_stops() {
 fn an_app_addr_flag_names_the_address_to_proxy_to() {
     let (tmp, dir, port) = fixed_port_app("fp-flag");
     let target = format!("127.0.0.1:{port}");
-    let mut app = App::start((tmp, dir), &["fp-flag"], &["--app-addr", &target], &[]);
+    let mut app = start((tmp, dir), &["fp-flag"], &["--app-addr", &target], &[]);
     app.wait_served("fixed-port v1", FIRST_BUILD);
     assert_sigterm_leaves_nothing(&mut app, &[port]);
 }
@@ -627,7 +332,7 @@ fn an_app_reading_its_own_variable_with_a_slow_start_is_served_without_failures(
     let (tmp, dir) = fixture("own-var", &[("name = \"own-var\"", "name = \"ov-edit\"")]);
     let port = free_port();
     let own = format!("0.0.0.0:{port}");
-    let mut app = App::start((tmp, dir), &["ov-edit"], &[], &[("MYAPP_ADDR", &own)]);
+    let mut app = start((tmp, dir), &["ov-edit"], &[], &[("MYAPP_ADDR", &own)]);
     app.wait_served("own-var v1", FIRST_BUILD);
     assert_edits_served_without_failures(&app, "src/main.rs", "own-var", 2);
     assert_sigterm_leaves_nothing(&mut app, &[port]);
@@ -644,7 +349,7 @@ fn own_var_app(name: &str) -> (tempfile::TempDir, PathBuf, String) {
 #[test]
 fn sigkill_of_manage_leaves_no_orphan_of_an_own_variable_app() {
     let (tmp, dir, own) = own_var_app("ov-kill");
-    let mut app = App::start((tmp, dir), &["ov-kill"], &[], &[("MYAPP_ADDR", &own)]);
+    let mut app = start((tmp, dir), &["ov-kill"], &[], &[("MYAPP_ADDR", &own)]);
     app.wait_served("own-var v1", FIRST_BUILD);
     let port: u16 = own.rsplit(':').next().unwrap().parse().unwrap();
     assert_sigkill_leaves_no_orphan(&mut app, &[port]);
@@ -653,7 +358,7 @@ fn sigkill_of_manage_leaves_no_orphan_of_an_own_variable_app() {
 #[test]
 fn a_failed_build_keeps_the_own_variable_app_serving() {
     let (tmp, dir, own) = own_var_app("ov-broken");
-    let app = App::start((tmp, dir), &["ov-broken"], &[], &[("MYAPP_ADDR", &own)]);
+    let app = start((tmp, dir), &["ov-broken"], &[], &[("MYAPP_ADDR", &own)]);
     app.wait_served("own-var v1", FIRST_BUILD);
     assert_failed_build_keeps_serving(&app, "own-var");
 }
@@ -664,7 +369,7 @@ fn of_several_sockets_the_one_that_answers_http_is_proxied_to() {
     let (http, raw) = (free_port(), free_port());
     let own = format!("127.0.0.1:{http}");
     let raw_addr = format!("127.0.0.1:{raw}");
-    let mut app = App::start(
+    let mut app = start(
         (tmp, dir),
         &["ov-two"],
         &[],
@@ -701,13 +406,14 @@ fn an_app_that_never_answers_is_reported_with_everything_tried() {
     )
     .unwrap();
     let own = format!("0.0.0.0:{}", free_port());
-    let app = App::start(
+    let app = start(
         (tmp, dir),
         &["ov-slow"],
         &["--ready-timeout", "3", "--health-path", "/healthz"],
         &[("MYAPP_ADDR", &own)],
     );
-    let line = app.wait_for_line("never became ready", FIRST_BUILD);
+    let not_ready = app.expect_outcome("not-ready", FIRST_BUILD);
+    let line = not_ready["reason"].as_str().unwrap_or_default();
     // Everything tried: $PORT, the passed socket, the app's own sockets
     // (none yet), the health path; and the flag for what manage cannot see.
     for needle in ["PORT", "LISTEN_FDS", "socket", "/healthz", "--app-addr"] {
@@ -742,7 +448,7 @@ fn an_app_addr_setting_names_the_address_to_proxy_to() {
     )
     .unwrap();
     let own = format!("127.0.0.1:{port}");
-    let mut app = App::start((tmp, dir), &["ov-setting"], &[], &[("MYAPP_ADDR", &own)]);
+    let mut app = start((tmp, dir), &["ov-setting"], &[], &[("MYAPP_ADDR", &own)]);
     app.wait_served("own-var v1", FIRST_BUILD);
     assert_sigterm_leaves_nothing(&mut app, &[port]);
 }
@@ -758,7 +464,7 @@ fn listenfd_app(name: &str) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn an_app_using_only_the_passed_socket_is_served_and_swapped_without_failures() {
-    let mut app = App::start(listenfd_app("lfd-edit"), &["lfd-edit"], &[], &[]);
+    let mut app = start(listenfd_app("lfd-edit"), &["lfd-edit"], &[], &[]);
     app.wait_served("listenfd-app v1", FIRST_BUILD);
     assert_edits_served_without_failures(&app, "src/main.rs", "listenfd-app", 2);
     assert_sigterm_leaves_nothing(&mut app, &[]);
@@ -766,21 +472,21 @@ fn an_app_using_only_the_passed_socket_is_served_and_swapped_without_failures() 
 
 #[test]
 fn a_failed_build_keeps_the_passed_socket_app_serving() {
-    let app = App::start(listenfd_app("lfd-broken"), &["lfd-broken"], &[], &[]);
+    let app = start(listenfd_app("lfd-broken"), &["lfd-broken"], &[], &[]);
     app.wait_served("listenfd-app v1", FIRST_BUILD);
     assert_failed_build_keeps_serving(&app, "listenfd-app");
 }
 
 #[test]
 fn sigkill_of_manage_leaves_no_orphan_of_a_passed_socket_app() {
-    let mut app = App::start(listenfd_app("lfd-kill"), &["lfd-kill"], &[], &[]);
+    let mut app = start(listenfd_app("lfd-kill"), &["lfd-kill"], &[], &[]);
     app.wait_served("listenfd-app v1", FIRST_BUILD);
     assert_sigkill_leaves_no_orphan(&mut app, &[]);
 }
 
 #[test]
 fn a_request_in_flight_on_the_old_passed_socket_app_finishes() {
-    let app = App::start(listenfd_app("lfd-drain"), &["lfd-drain"], &[], &[]);
+    let app = start(listenfd_app("lfd-drain"), &["lfd-drain"], &[], &[]);
     app.wait_served("listenfd-app v1", FIRST_BUILD);
     assert_in_flight_request_finishes(&app, "listenfd-app");
 }
@@ -836,7 +542,7 @@ fn an_ambiguous_binary_is_refused_with_the_candidates_and_the_flag() {
 
 #[test]
 fn dash_p_runs_the_packages_default_binary_in_a_workspace() {
-    let mut app = App::start(
+    let mut app = start(
         fixture("two-bins", &[]),
         &["ws-beta"],
         &["-p", "ws-beta"],
@@ -848,7 +554,7 @@ fn dash_p_runs_the_packages_default_binary_in_a_workspace() {
 
 #[test]
 fn dash_dash_bin_picks_a_binary_at_the_workspace_root() {
-    let mut app = App::start(
+    let mut app = start(
         fixture("two-bins", &[]),
         &["ws-beta-worker"],
         &["--bin", "ws-beta-worker"],

@@ -1,10 +1,10 @@
 //! runserver against what a careless or hostile project can do (#9).
 
 use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::devserver::DevServer;
+use crate::support::fixtures;
+use crate::support::runserver::{Start, REBUILD};
 use crate::support::{alive, descendants, eventually, mkfifo, rss_kib};
 
 /// A std-only app that starts a long-lived helper process of its own, as
@@ -26,22 +26,6 @@ fn main() {
 }
 "#;
 
-/// A throwaway std-only project with `main` as its src/main.rs.
-pub fn project(name: &str, main: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join(name);
-    fs::create_dir_all(dir.join("src")).unwrap();
-    fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n"
-        ),
-    )
-    .unwrap();
-    fs::write(dir.join("src/main.rs"), main).unwrap();
-    (tmp, dir)
-}
-
 fn comm(pid: i32) -> Option<String> {
     fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
@@ -50,8 +34,8 @@ fn comm(pid: i32) -> Option<String> {
 
 #[test]
 fn sigkill_of_manage_also_ends_what_the_app_started() {
-    let (tmp, dir) = project("hard-spawner", SPAWNER);
-    let mut server = DevServer::start_in(tmp, dir, &[], "Built in");
+    let (tmp, dir) = fixtures::std_app("hard-spawner", SPAWNER);
+    let mut server = Start::new((tmp, dir)).ready();
     let helper = eventually(Duration::from_secs(10), || {
         descendants(server.proc.pid())
             .into_iter()
@@ -104,7 +88,7 @@ fn main() {
 
 #[test]
 fn fifos_devices_and_huge_files_in_the_project_block_nothing() {
-    let (tmp, dir) = project("hard-files", HELLO);
+    let (tmp, dir) = fixtures::std_app("hard-files", HELLO);
     // Present at start: a FIFO, a symlink to an endless device, a sparse
     // 3 GiB file (no disk used), in the sources and in static/.
     mkfifo(&dir.join("src/pipe"));
@@ -115,7 +99,7 @@ fn fifos_devices_and_huge_files_in_the_project_block_nothing() {
         .set_len(3 << 30)
         .unwrap();
     mkfifo(&dir.join("static/pipe"));
-    let mut server = DevServer::start_in(tmp, dir, &[], "Built in");
+    let mut server = Start::new((tmp, dir)).ready();
     let version = || {
         crate::support::get(&server.addr, "/")
             .ok()
@@ -133,9 +117,7 @@ fn fifos_devices_and_huge_files_in_the_project_block_nothing() {
         .set_len(3 << 30)
         .unwrap();
     server.edit("src/main.rs", "\"v1\"", "\"v2\"");
-    let served = eventually(crate::support::devserver::REBUILD, || {
-        version().filter(|v| v == "v2")
-    });
+    let served = eventually(REBUILD, || version().filter(|v| v == "v2"));
     assert!(served.is_some(), "the edit was not served: {:?}", version());
     let rss = rss_kib(server.proc.pid());
     assert!(rss < 64 * 1024, "manage holds {rss} KiB");

@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::devserver::{start_echo, DevServer};
+use crate::support::fixtures;
+use crate::support::runserver::{start_echo, Session, Start};
 use crate::support::{read_until_closed, request, Response};
 
 /// A std-only app with one odd response per path.
@@ -65,12 +66,20 @@ fn main() {
 }
 "#;
 
-fn pages(extra: &[&str]) -> DevServer {
-    let (tmp, dir) = super::projects::project("hard-pages", PAGES);
-    DevServer::start_in(tmp, dir, extra, "Built in")
+fn pages(extra: &[&str]) -> Session {
+    Start::new(fixtures::std_app("hard-pages", PAGES))
+        .args(extra)
+        .env(
+            "MANAGE_SEND_TIMEOUT_MS",
+            &SEND_TIMEOUT.as_millis().to_string(),
+        )
+        .ready()
 }
 
-fn raw(server: &DevServer, head: &str) -> Response {
+/// The send timeout (30 s) as these tests set it (`MANAGE_SEND_TIMEOUT_MS`).
+const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn raw(server: &Session, head: &str) -> Response {
     request(&server.addr, head).expect("an answer")
 }
 
@@ -247,34 +256,43 @@ fn live_reload_listeners_are_capped() {
 #[test]
 fn many_open_connections_do_not_starve_new_requests() {
     use std::os::unix::process::CommandExt as _;
-    let (tmp, dir) = crate::support::devserver::echo_app();
-    let mut cmd = crate::support::manage();
-    cmd.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", crate::support::shared_target_dir())
-        .args(["runserver", "127.0.0.1:0"]);
     // A low soft limit, as shells often set (1,024), made small here.
-    // SAFETY: setrlimit between fork and exec is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut limit = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-            limit.rlim_cur = 128;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            Ok(())
-        });
-    }
-    let proc = crate::support::Running::start(cmd);
-    let addr = crate::support::serving_addr(&proc);
-    proc.wait_for_line("Built in", crate::support::devserver::FIRST_BUILD);
+    let server = Start::new(fixtures::echo_app())
+        .command(|cmd| {
+            // SAFETY: setrlimit between fork and exec is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let mut limit = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+                    limit.rlim_cur = 128;
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                    Ok(())
+                });
+            }
+        })
+        .ready();
+    let addr = server.addr.clone();
     // More idle connections than the soft limit allows descriptors.
     let idle: Vec<TcpStream> = (0..200)
         .filter_map(|_| TcpStream::connect(&addr).ok())
         .collect();
     assert_eq!(idle.len(), 200);
-    std::thread::sleep(Duration::from_millis(300));
+    // manage has taken them all (it raised its soft limit to do so).
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", server.proc.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let accepted =
+        crate::support::eventually(Duration::from_secs(10), || (fds() >= 200).then_some(()));
+    assert!(
+        accepted.is_some(),
+        "manage holds only {} descriptors",
+        fds()
+    );
     let start = Instant::now();
     let answer = request(
         &addr,
@@ -291,20 +309,17 @@ fn many_open_connections_do_not_starve_new_requests() {
         start.elapsed()
     );
     drop(idle);
-    drop(tmp);
 }
 
 #[test]
 fn a_client_that_stops_reading_a_proxied_response_loses_its_connection() {
-    // stall.rs's SEND_TIMEOUT.
-    const SEND_TIMEOUT: Duration = Duration::from_secs(30);
     let server = pages(&[]);
     let mut client = TcpStream::connect(&server.addr).unwrap();
     client
         .write_all(b"GET /endless HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     // Take nothing for longer than the send timeout...
-    std::thread::sleep(SEND_TIMEOUT + Duration::from_secs(5));
+    std::thread::sleep(SEND_TIMEOUT * 3);
     // ...then what the kernels and hyper buffered drains, and the stream
     // ends: manage closed the connection instead of waiting forever.
     let drained = read_until_closed(&mut client, 256 << 20, Duration::from_secs(20))

@@ -8,25 +8,27 @@ use std::time::{Duration, Instant};
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-use crate::support::devserver::{echo_app, start_echo, REBUILD};
-use crate::support::{self, eventually, get, manage, serving_addr, shared_target_dir, Running};
+use crate::support::fixtures::echo_app;
+use crate::support::runserver::{start_echo, Start, REBUILD};
+use crate::support::{self, eventually, get, manage};
 
 #[test]
 fn binding_a_public_address_warns_that_this_is_a_dev_server() {
-    let (_tmp, dir) = echo_app();
-    let mut cmd = manage();
-    cmd.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", shared_target_dir())
-        .args(["runserver", "0.0.0.0:0", "--noreload"]);
-    let proc = Running::start(cmd);
-    // Reached on loopback at the port it was given.
-    let addr = serving_addr(&proc);
-    proc.wait_for_line(
-        "development server: do not use it in production",
-        Duration::from_secs(60),
+    let server = Start::new(echo_app())
+        .args(&["0.0.0.0:0", "--noreload"])
+        .ready();
+    // The terminal names the address as bound, and warns.
+    let port = server.port();
+    server.wait_for_line(
+        &format!("Serving `echo-app` at http://0.0.0.0:{port}/"),
+        Duration::from_secs(5),
     );
-    proc.wait_for_line("Built in", REBUILD);
-    assert_eq!(get(&addr, "/version").unwrap().status, 200);
+    server.wait_for_line(
+        "development server: do not use it in production",
+        Duration::from_secs(5),
+    );
+    // Reached on loopback at the port it was given.
+    assert_eq!(get(&server.addr, "/version").unwrap().status, 200);
 }
 
 #[test]
@@ -167,7 +169,7 @@ fn a_swap_waits_for_requests_in_flight_on_the_old_app() {
     let server = start_echo();
     let addr = server.addr.clone();
     let slow = std::thread::spawn(move || get(&addr, "/slow"));
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_for_line("slow request received", Duration::from_secs(10));
     // The echo app dies at once on SIGTERM: only draining saves the request.
     server.edit(
         "src/main.rs",

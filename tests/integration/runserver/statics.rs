@@ -13,11 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::devserver::DevServer;
+use crate::support::fixtures;
+use crate::support::runserver::{Session, Start};
 use crate::support::{eventually, mkfifo, read_until_closed, request, rss_kib};
 
-/// `SEND_TIMEOUT` in src/commands/runserver/stall.rs.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The send timeout (30 s) as the tests set it (`MANAGE_SEND_TIMEOUT_MS`):
+/// longer than the 5 s the stalled clients are watched for.
+const SEND_TIMEOUT: Duration = Duration::from_secs(8);
 const GIB: u64 = 1 << 30;
 
 /// A std-only app: these tests never reach it, but runserver needs one.
@@ -38,22 +40,18 @@ fn main() {
 
 /// Runs manage on a throwaway project whose static/ holds `small.txt`
 /// and whatever `setup` puts there before manage starts.
-fn serve(name: &str, setup: impl FnOnce(&Path)) -> DevServer {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join(name);
-    fs::create_dir_all(dir.join("src")).unwrap();
+fn serve(name: &str, setup: impl FnOnce(&Path)) -> Session {
+    let (tmp, dir) = fixtures::std_app(name, APP);
     fs::create_dir_all(dir.join("static")).unwrap();
-    fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n"
-        ),
-    )
-    .unwrap();
-    fs::write(dir.join("src/main.rs"), APP).unwrap();
     fs::write(dir.join("static/small.txt"), "small\n").unwrap();
     setup(&dir.join("static"));
-    DevServer::start_in(tmp, dir, &["--noreload"], "Built in")
+    Start::new((tmp, dir))
+        .args(&["--noreload"])
+        .env(
+            "MANAGE_SEND_TIMEOUT_MS",
+            &SEND_TIMEOUT.as_millis().to_string(),
+        )
+        .ready()
 }
 
 /// A file of `len` bytes that takes no disk space.

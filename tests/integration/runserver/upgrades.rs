@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::support::devserver::start_echo;
+use crate::support::runserver::start_echo;
 
 #[test]
 fn websocket_upgrades_pass_through_both_ways() {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::devserver::{DevServer, REBUILD};
+use crate::support::runserver::{start_scaffold, Session, REBUILD};
 use crate::support::{descendants, eventually, free_port, Running};
 
 /// Flags Chromium needs as root in a container, plus quiet networking.
@@ -249,9 +249,13 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
-/// Everything runserver printed so far, for failure messages.
-fn drain(server: &Running) -> String {
-    server.stderr.try_iter().collect::<Vec<_>>().join("\n")
+/// Everything runserver printed and reported so far, for failure messages.
+fn drain(server: &Session) -> String {
+    format!(
+        "{}\nits events:\n{}",
+        server.log_text(),
+        server.events_text()
+    )
 }
 
 /// Polls `script` in the page every 100 ms until `ok` accepts its value;
@@ -259,7 +263,7 @@ fn drain(server: &Running) -> String {
 /// `timeout`.
 fn wait_for(
     browser: &Browser,
-    server: &Running,
+    server: &Session,
     what: &str,
     timeout: Duration,
     script: &str,
@@ -330,14 +334,14 @@ fn listening(state: &Value) -> bool {
 fn the_open_page_follows_edits_errors_and_fixes() {
     let browser = Browser::start();
 
-    let server = DevServer::start("browser-live", &[]);
+    let server = start_scaffold("browser-live", &[]);
 
     // The only navigation: open the welcome page.
     browser.on_every_page(SSE_SPY);
     browser.navigate(&format!("http://{}/", server.addr));
     let state = wait_for(
         &browser,
-        &server.proc,
+        &server,
         "the welcome page with live reload",
         Duration::from_secs(120),
         STATE,
@@ -353,17 +357,12 @@ fn the_open_page_follows_edits_errors_and_fixes() {
     // 1. A template edit: the open page reloads itself and shows the new
     // title.
     server.retitle_template("{{ project }} is running", "First edit, live");
-    wait_for(
-        &browser,
-        &server.proc,
-        "the edited title",
-        REBUILD,
-        TITLE,
-        |t| t == "First edit, live",
-    );
+    wait_for(&browser, &server, "the edited title", REBUILD, TITLE, |t| {
+        t == "First edit, live"
+    });
     let state = wait_for(
         &browser,
-        &server.proc,
+        &server,
         "the reloaded page ready",
         Duration::from_secs(60),
         STATE,
@@ -382,7 +381,7 @@ fn the_open_page_follows_edits_errors_and_fixes() {
     );
     let state = wait_for(
         &browser,
-        &server.proc,
+        &server,
         "the error overlay",
         REBUILD,
         STATE,
@@ -419,17 +418,12 @@ fn the_open_page_follows_edits_errors_and_fixes() {
         "const SHUTDOWN_GRACE: Duration = 10;",
         "const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);",
     );
-    wait_for(
-        &browser,
-        &server.proc,
-        "the newest title",
-        REBUILD,
-        TITLE,
-        |t| t == "Fixed and newest",
-    );
+    wait_for(&browser, &server, "the newest title", REBUILD, TITLE, |t| {
+        t == "Fixed and newest"
+    });
     let state = wait_for(
         &browser,
-        &server.proc,
+        &server,
         "the recovered page",
         Duration::from_secs(60),
         STATE,

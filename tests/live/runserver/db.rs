@@ -3,9 +3,7 @@
 //! /__manage/errors; `--migrate` applies them; a note written through
 //! runserver is read back after a restart.
 
-use std::time::Duration;
-
-use crate::support::devserver::{DevServer, FIRST_BUILD};
+use crate::support::runserver::{Start, FIRST_BUILD};
 use crate::support::{generate, get, post_form, request};
 
 const MIGRATION: &str = "20260101000000_create_notes";
@@ -26,9 +24,10 @@ fn runserver_reports_then_applies_migrations_and_the_data_survives_a_restart() {
     let (tmp, dir) = generate("notesite");
 
     // Pending: said in the terminal before the app starts, then a banner.
-    let server = DevServer::start_in(tmp, dir, &[], "1 unapplied migration");
-    let line = server.proc.wait_for_line("Built in", FIRST_BUILD);
-    assert!(line.contains("started"), "{line}");
+    let server = Start::new((tmp, dir)).spawn();
+    server.wait_for_line("1 unapplied migration", FIRST_BUILD);
+    let swapped = server.wait_swapped(FIRST_BUILD);
+    assert_eq!(swapped["restarted"], false, "{swapped}");
     let (status, home) = page(&server.addr, "/");
     assert_eq!(status, 200);
     assert!(
@@ -47,8 +46,9 @@ fn runserver_reports_then_applies_migrations_and_the_data_survives_a_restart() {
     let (tmp, dir) = server.stop();
 
     // --migrate applies them before the start; the banner is gone.
-    let server = DevServer::start_in(tmp, dir, &["--migrate"], &format!("Migrated {MIGRATION}"));
-    server.proc.wait_for_line("Built in", FIRST_BUILD);
+    let server = Start::new((tmp, dir)).args(&["--migrate"]).spawn();
+    server.wait_for_line(&format!("Migrated {MIGRATION}"), FIRST_BUILD);
+    server.wait_swapped(FIRST_BUILD);
     let (_, home) = page(&server.addr, "/");
     assert!(!home.contains("unapplied migrations"), "{home}");
     let form = "body=written+through+runserver";
@@ -61,14 +61,14 @@ fn runserver_reports_then_applies_migrations_and_the_data_survives_a_restart() {
     );
 
     // A restart (without --migrate) keeps the data and says nothing.
-    let server = DevServer::start_in(tmp, dir, &[], "Built in");
+    let server = Start::new((tmp, dir)).ready();
     let (status, notes) = page(&server.addr, "/notes");
     assert_eq!(status, 200);
     assert!(
         notes.contains("<li>written through runserver</li>"),
         "{notes}"
     );
-    std::thread::sleep(Duration::from_millis(200));
-    let said: Vec<String> = server.proc.stderr.try_iter().collect();
-    assert!(!said.iter().any(|l| l.contains("unapplied")), "{said:?}");
+    // What runserver says of migrations comes before the app starts.
+    let said = server.lines_with("unapplied");
+    assert!(said.is_empty(), "{said:?}");
 }

@@ -7,12 +7,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::devserver::{DevServer, FIRST_BUILD, REBUILD};
+use crate::support::runserver::{start_scaffold, Start, FIRST_BUILD, REBUILD};
 use crate::support::{self, eventually, get, request, Response};
 
 #[test]
 fn static_files_are_served_by_the_proxy_with_validators() {
-    let server = DevServer::start("dp-static", &[]);
+    let server = start_scaffold("dp-static", &[]);
     let css = fs::read(server.dir.join("static/css/site.css")).unwrap();
 
     let r = get(&server.addr, "/static/css/site.css").unwrap();
@@ -68,30 +68,26 @@ fn static_files_are_served_by_the_proxy_with_validators() {
     assert_eq!(post.status, 405);
 
     // Django-style access log lines; the app itself never saw /static/.
-    let lines = lines_within(&server, Duration::from_secs(1));
-    let logged = lines
-        .iter()
-        .find(|l| l.contains("\"GET /static/css/site.css HTTP/1.1\" 200"))
-        .unwrap_or_else(|| panic!("no access log line in {lines:#?}"));
+    let logged = server.wait_for_line(
+        "\"GET /static/css/site.css HTTP/1.1\" 200",
+        Duration::from_secs(5),
+    );
     assert!(logged.starts_with('['), "{logged}");
     assert!(logged.ends_with(&format!(" 200 {}", css.len())), "{logged}");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.ends_with("\"GET /static/css/site.css HTTP/1.1\" 304 0")),
-        "{lines:#?}"
+    server.wait_for_line(
+        "\"GET /static/css/site.css HTTP/1.1\" 304 0",
+        Duration::from_secs(5),
     );
+    let lines = server.lines_with("GET /static/");
     assert!(
-        !lines
-            .iter()
-            .any(|l| l.contains("GET /static/") && l.ends_with("ms")),
+        !lines.iter().any(|l| l.ends_with("ms")),
         "the app saw a static request: {lines:#?}"
     );
 }
 
 #[test]
 fn nothing_outside_the_static_directory_can_be_read() {
-    let server = DevServer::start("dp-traversal", &[]);
+    let server = start_scaffold("dp-traversal", &[]);
     std::os::unix::fs::symlink(
         server.dir.join("Cargo.toml"),
         server.dir.join("static/link.toml"),
@@ -139,7 +135,7 @@ fn nothing_outside_the_static_directory_can_be_read() {
 
 #[test]
 fn live_reload_events_follow_builds_and_static_changes() {
-    let server = DevServer::start("dp-events", &[]);
+    let server = start_scaffold("dp-events", &[]);
     let mut events = Events::open(&server.addr);
 
     // A stylesheet: swapped in place, no build.
@@ -151,10 +147,12 @@ fn live_reload_events_follow_builds_and_static_changes() {
     .unwrap();
     let data = events.expect("css", Duration::from_secs(30));
     assert_eq!(data, "[\"/static/css/site.css\"]");
-    let lines = lines_within(&server, Duration::from_secs(2));
-    assert!(
-        !lines.iter().any(|l| l.contains("Building")),
-        "a stylesheet rebuilt the app: {lines:#?}"
+    let builds = server.count_within("build-started", Duration::from_secs(2));
+    assert_eq!(
+        builds,
+        0,
+        "a stylesheet rebuilt the app: {}",
+        server.events_text()
     );
 
     // Another static file: a reload, still no build.
@@ -187,7 +185,7 @@ fn live_reload_events_follow_builds_and_static_changes() {
 
 #[test]
 fn html_pages_get_the_script_and_a_banner_while_the_newest_build_is_broken() {
-    let server = DevServer::start("dp-banner", &[]);
+    let server = start_scaffold("dp-banner", &[]);
     let page = html_get(&server.addr, "/");
     let text = page.text();
     // Generation 1: the first build's start told (no) tabs to reload once.
@@ -217,7 +215,7 @@ fn html_pages_get_the_script_and_a_banner_while_the_newest_build_is_broken() {
         "fn main() {",
         "fn main() {\n    let _x: u8 = \"two\";",
     );
-    server.proc.wait_for_line("Build failed", REBUILD);
+    server.expect_outcome("build-failed", REBUILD);
     let page = html_get(&server.addr, "/");
     assert_eq!(page.status, 200);
     assert!(page
@@ -249,7 +247,7 @@ fn html_pages_get_the_script_and_a_banner_while_the_newest_build_is_broken() {
 
 #[test]
 fn no_livereload_leaves_pages_as_the_app_sent_them() {
-    let server = DevServer::start("dp-nolr", &["--no-livereload"]);
+    let server = start_scaffold("dp-nolr", &["--no-livereload"]);
     let page = html_get(&server.addr, "/");
     // The page byte for byte as the app itself answers it, asked directly.
     let app = crate::support::app_descendants(server.proc.pid());
@@ -273,7 +271,8 @@ fn without_an_app_browsers_get_the_error_page_and_other_clients_text() {
         good.replace("fn main() {", "fn main() {\n    let _x: u8 = \"<first>\";"),
     )
     .unwrap();
-    let server = DevServer::start_in(tmp, dir, &[], "Build failed");
+    let server = Start::new((tmp, dir)).spawn();
+    server.expect_outcome("build-failed", FIRST_BUILD);
 
     let page = html_get(&server.addr, "/some/page");
     assert_eq!(page.status, 503);
@@ -305,11 +304,10 @@ fn without_an_app_browsers_get_the_error_page_and_other_clients_text() {
         plain.text()
     );
 
+    server.skip_events();
     fs::write(&main, good).unwrap();
-    let up = eventually(REBUILD, || {
-        (html_get(&server.addr, "/").status == 200).then_some(())
-    });
-    assert!(up.is_some(), "never recovered");
+    server.wait_swapped(REBUILD);
+    assert_eq!(html_get(&server.addr, "/").status, 200, "never recovered");
 
     // A crash: the page says how the app ended.
     let children = crate::support::app_descendants(server.proc.pid());
@@ -317,7 +315,7 @@ fn without_an_app_browsers_get_the_error_page_and_other_clients_text() {
     unsafe {
         libc::kill(children[0], libc::SIGKILL);
     }
-    server.proc.wait_for_line("The app exited", REBUILD);
+    server.wait_event("app-exited", REBUILD);
     let page = html_get(&server.addr, "/");
     assert_eq!(page.status, 502);
     assert!(page.text().contains("The app exited"), "{}", page.text());
@@ -330,7 +328,7 @@ fn without_an_app_browsers_get_the_error_page_and_other_clients_text() {
 
 #[test]
 fn the_host_check_blocks_dns_rebinding() {
-    let server = DevServer::start("dp-hosts", &["--allowed-host", "myapp.test"]);
+    let server = start_scaffold("dp-hosts", &["--allowed-host", "myapp.test"]);
     let port = server.addr.rsplit(':').next().unwrap().to_owned();
     let with_host = |host: &str| {
         request(
@@ -375,16 +373,13 @@ fn the_host_check_blocks_dns_rebinding() {
         assert!(r.text().contains("not a valid host"), "{}", r.text());
     }
     assert_eq!(with_host(&format!("localhost:{port}")).status, 200);
-    let stderr: Vec<String> = server.proc.stderr.try_iter().collect();
-    assert!(
-        !stderr.iter().any(|l| l.contains("panicked")),
-        "{stderr:#?}"
-    );
+    let panics = server.lines_with("panicked");
+    assert!(panics.is_empty(), "{panics:#?}");
 }
 
 #[test]
 fn limits_and_slow_clients() {
-    let server = DevServer::start("dp-limits", &[]);
+    let server = start_scaffold("dp-limits", &[]);
     let huge = "x".repeat(64 * 1024);
     let r = request(
         &server.addr,
@@ -409,92 +404,65 @@ fn limits_and_slow_clients() {
 
 #[test]
 fn quiet_silences_the_access_log() {
-    let (tmp, dir) = support::generate("dp-quiet");
-    let port = support::free_port();
-    let mut cmd = support::manage();
-    cmd.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", support::shared_target_dir())
-        .args(["-q", "runserver", &port.to_string()]);
-    let proc = support::Running::start(cmd);
-    let addr = format!("127.0.0.1:{port}");
-    let up = eventually(FIRST_BUILD, || {
-        get(&addr, "/healthz").ok().filter(|r| r.status == 200)
-    });
-    assert!(up.is_some());
+    let server = Start::new(support::generate("dp-quiet"))
+        .global(&["-q"])
+        .args(&["--migrate"])
+        .ready();
     for _ in 0..3 {
-        get(&addr, "/static/css/site.css").unwrap();
+        get(&server.addr, "/static/css/site.css").unwrap();
     }
+    // What must not be printed: a window is all a test can give. manage
+    // prints an access line as a response ends, well within it.
     std::thread::sleep(Duration::from_millis(500));
-    let lines: Vec<String> = proc.stderr.try_iter().collect();
-    assert!(
-        !lines
-            .iter()
-            .any(|l| l.starts_with('[') && l.contains("\"GET /")),
-        "{lines:#?}"
-    );
-    drop(tmp);
+    let lines = server.lines_with("\"GET /");
+    assert!(!lines.iter().any(|l| l.starts_with('[')), "{lines:#?}");
 }
 
 /// Each request is printed once: manage's access line, not the app's too
 /// (runserver sets ACCESS_LOG=off for the app); a user's ACCESS_LOG wins.
 #[test]
 fn each_request_is_logged_once_unless_the_app_is_asked_to_log_too() {
-    let (tmp, dir) = support::generate("dp-once");
+    let mut project = Some(support::generate("dp-once"));
     for (access_log, app_lines) in [(None, false), (Some("on"), true)] {
-        let mut cmd = support::manage();
-        cmd.current_dir(&dir)
-            .env("CARGO_TARGET_DIR", support::shared_target_dir())
+        let mut start = Start::new(project.take().unwrap())
             .env_remove("ACCESS_LOG")
-            .args(["runserver", "--migrate", "127.0.0.1:0"]);
+            .args(&["--migrate"]);
         if let Some(value) = access_log {
-            cmd.env("ACCESS_LOG", value);
+            start = start.env("ACCESS_LOG", value);
         }
-        let mut proc = support::Running::start(cmd);
-        let addr = support::serving_addr(&proc);
-        proc.wait_for_line("Built in", FIRST_BUILD);
-        assert_eq!(get(&addr, "/logged-once").unwrap().status, 404);
-        // Every line until manage's access line, and half a second more.
-        let mut lines = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let Ok(line) = proc.stderr.recv_timeout(Duration::from_millis(100)) else {
-                continue;
-            };
-            let done = line.starts_with('[') && line.contains("\"GET /logged-once HTTP/1.1\" 404");
-            lines.push(line);
-            if done {
-                break;
-            }
+        let server = start.ready();
+        assert_eq!(get(&server.addr, "/logged-once").unwrap().status, 404);
+        // manage's access line ...
+        server.wait_for_line("\"GET /logged-once HTTP/1.1\" 404", Duration::from_secs(10));
+        let app_line =
+            |l: &String| !l.starts_with('[') && l.contains("\"GET /logged-once HTTP/1.1\" 404");
+        if app_lines {
+            // ... and the app's, when asked for.
+            let seen = eventually(Duration::from_secs(10), || {
+                server.lines_with("/logged-once").into_iter().find(app_line)
+            });
+            assert!(
+                seen.is_some(),
+                "ACCESS_LOG=on: no app line; {}",
+                server.log_text()
+            );
+        } else {
+            // ... and not the app's: a window for what must not come.
+            std::thread::sleep(Duration::from_millis(500));
+            let lines = server.lines_with("/logged-once");
+            assert!(!lines.iter().any(app_line), "ACCESS_LOG unset: {lines:#?}");
         }
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains("\"GET /logged-once HTTP/1.1\" 404")),
-            "manage's access line: {lines:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-        lines.extend(proc.stderr.try_iter());
-        assert_eq!(
-            lines
-                .iter()
-                .any(|l| !l.starts_with('[') && l.contains("\"GET /logged-once HTTP/1.1\" 404")),
-            app_lines,
-            "ACCESS_LOG={access_log:?}: {lines:#?}"
-        );
         // The app's /metrics through manage's proxy: the client it names
         // is this machine's.
-        let metrics = get(&addr, "/metrics").unwrap();
+        let metrics = get(&server.addr, "/metrics").unwrap();
         assert_eq!(metrics.status, 200, "{}", metrics.text());
         assert!(
             metrics.text().contains(r#"route="unmatched",status="404""#),
             "{}",
             metrics.text()
         );
-        proc.signal(libc::SIGTERM);
-        proc.wait_exit(Duration::from_secs(30))
-            .expect("runserver exits");
+        project = Some(server.stop());
     }
-    drop(tmp);
 }
 
 fn get_with(addr: &str, path: &str, extra: &str) -> Response {
@@ -507,19 +475,6 @@ fn get_with(addr: &str, path: &str, extra: &str) -> Response {
 
 fn html_get(addr: &str, path: &str) -> Response {
     get_with(addr, path, "Accept: text/html,application/xhtml+xml\r\n")
-}
-
-/// Lines on manage's stderr within `window`.
-fn lines_within(server: &DevServer, window: Duration) -> Vec<String> {
-    let deadline = Instant::now() + window;
-    let mut out = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match server.proc.stderr.recv_timeout(left) {
-            Ok(line) => out.push(line),
-            Err(_) => break,
-        }
-    }
-    out
 }
 
 /// A server-sent-events connection to `/__manage/events`.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use serde_json::json;
 use tokio::sync::{mpsc, watch as watch_channel};
 use tokio::task::JoinHandle;
 
@@ -105,16 +106,27 @@ impl Coordinator {
                 }
             }
         }
+        self.config.events.emit("stopping", json!(null));
         self.ui.info("");
         self.ui.status("Stopping", "the development server");
         Ok(())
     }
 
     async fn on_change(&mut self, change: watch::Change) {
+        let paths = |list: &[PathBuf]| list.iter().map(|p| self.relative(p)).collect::<Vec<_>>();
+        self.config.events.emit(
+            "change",
+            json!({
+                "code": paths(&change.code),
+                "static": paths(&change.statics),
+                "manifest": change.manifest,
+            }),
+        );
         if change.manifest {
             match self.reload_project().await {
-                Ok(()) => {}
+                Ok(()) => self.config.events.emit("manifest-reloaded", json!(null)),
                 Err(err) => {
+                    self.emit_error(&err);
                     self.ui.error(&err);
                     self.ui
                         .note("still serving the previous build; fix Cargo.toml and save");
@@ -140,6 +152,7 @@ impl Coordinator {
         let was_running = self.cycle.is_some();
         self.cancel_cycle().await;
         if was_running {
+            self.config.events.emit("build-cancelled", json!(null));
             self.ui
                 .note("build interrupted by a new change; starting again");
         }
@@ -216,6 +229,7 @@ impl Coordinator {
             replace: None,
             reaper: self.reaper.clone(),
             migrations: self.config.migrations.clone(),
+            events: self.config.events.clone(),
         }
     }
 
@@ -245,15 +259,22 @@ impl Coordinator {
         }
     }
 
-    /// Publishes a problem to the open tabs and, in one update with
-    /// `also`, to the proxy.
+    /// Publishes a problem to the proxy, in one update with `also`, then
+    /// to the open tabs (so that a page loaded on the tabs' news shows it).
     fn publish_problem(&self, problem: Problem, also: impl FnOnce(&mut AppState)) {
         let (_, fragment) = errorpage::describe(&problem, HOLD);
-        self.hub.send(Event::Overlay(Arc::new(fragment)));
         self.state.send_modify(|s| {
             also(s);
             s.problem = Some(problem);
         });
+        self.hub.send(Event::Overlay(Arc::new(fragment)));
+    }
+
+    fn emit_error(&self, err: &anyhow::Error) {
+        self.config.events.emit(
+            "error",
+            json!({ "message": format!("{err:#}"), "fatal": false }),
+        );
     }
 
     fn note_build_inputs(&self, exe: &Path) {
@@ -273,7 +294,7 @@ impl Coordinator {
     }
 
     fn on_exit(&mut self, exit: Exit) {
-        self.current = None;
+        let pid = self.current.take().map(|c| c.child.pid());
         let line = format!(
             "{} ({}) — waiting for a change to rebuild and restart it",
             self.ui.paint("The app exited", Tone::Bad),
@@ -281,6 +302,9 @@ impl Coordinator {
         );
         let exit = Arc::new(exit);
         self.publish_problem(Problem::Crashed(exit.clone()), |s| s.backend = None);
+        let mut fields = exit_fields(&exit);
+        fields["pid"] = pid.into();
+        self.config.events.emit("app-exited", fields);
         self.ui.info(line);
         self.print_tail(&exit);
     }
@@ -328,6 +352,17 @@ async fn wait_exit(current: &mut Option<Current>) -> Exit {
         Some(c) => (&mut c.exited).await,
         None => std::future::pending().await,
     }
+}
+
+/// How an app ended, for `--events`.
+fn exit_fields(exit: &Exit) -> serde_json::Value {
+    use std::os::unix::process::ExitStatusExt as _;
+    json!({
+        "status": exit.describe(),
+        "code": exit.status.code(),
+        "signal": exit.status.signal(),
+        "stderr_tail": exit.stderr_tail.iter().rev().take(10).rev().collect::<Vec<_>>(),
+    })
 }
 
 /// A cycle is over: requests stop waiting for it.

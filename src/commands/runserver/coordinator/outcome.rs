@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
+
+use super::super::build::Failure;
 use super::super::child::Exit;
 use super::super::config::display_addr;
 use super::super::cycle::{Cycle, CycleEnd, Retiree};
@@ -26,15 +29,17 @@ impl Coordinator {
                 self.start_replacement(exe, elapsed);
             }
             CycleEnd::Error(err) => {
-                self.ui.error(&err);
                 self.state.send_modify(|s| {
                     s.busy = false;
                     s.problem = Some(Problem::NotReady(Arc::new(format!("{err:#}"))));
                 });
+                self.emit_error(&err);
+                self.ui.error(&err);
             }
             CycleEnd::Failed(failure) => {
                 let errors = failure.errors();
                 let elapsed = failure.elapsed;
+                let fields = failure_fields(&failure, serving);
                 let what = if serving {
                     "still serving the previous build"
                 } else {
@@ -43,6 +48,7 @@ impl Coordinator {
                 // Publish first, then announce: whoever reads the line
                 // finds the proxy already in the state it describes.
                 self.publish_problem(Problem::BuildFailed(Arc::new(failure)), cycle_over);
+                self.config.events.emit("build-failed", fields);
                 self.ui.info(format!(
                     "{} after {} ({} error{}) — {what}",
                     self.ui.paint("Build failed", Tone::Bad),
@@ -66,6 +72,7 @@ impl Coordinator {
                 } else {
                     Event::Clear
                 });
+                self.config.events.emit("unchanged", json!(null));
                 self.ui.info(format!(
                     "{} in {} · executable unchanged, no restart",
                     self.ui.paint("Built", Tone::Good),
@@ -96,6 +103,10 @@ impl Coordinator {
                     s.backend = Some(backend);
                     s.busy = false;
                 });
+                self.config.events.emit(
+                    "rolled-back",
+                    json!({ "reason": reason, "pid": self.current.as_ref().map(|c| c.child.pid()) }),
+                );
                 self.ui.info(format!(
                     "{} in {}, but the new app never became ready: {reason} — \
                      still serving the previous build (started again from a saved copy)",
@@ -134,10 +145,12 @@ impl Coordinator {
                     self.ui.paint("Built", Tone::Warn),
                     secs(elapsed)
                 );
+                let mut fields = json!({ "reason": reason, "serving": serving });
                 let tail = match why {
                     NotReady::Exited(exit) => {
                         let exit = Arc::new(exit);
                         self.publish_problem(Problem::Crashed(exit.clone()), cycle_over);
+                        fields["exit"] = super::exit_fields(&exit);
                         Some(exit)
                     }
                     NotReady::TimedOut { .. } => {
@@ -145,6 +158,7 @@ impl Coordinator {
                         None
                     }
                 };
+                self.config.events.emit("not-ready", fields);
                 self.ui.info(line);
                 if let Some(exit) = tail {
                     self.print_tail(&exit);
@@ -172,6 +186,16 @@ impl Coordinator {
                     s.busy = false;
                     s.problem = None;
                 });
+                self.config.events.emit(
+                    "swapped",
+                    json!({
+                        "pid": self.current.as_ref().map(|c| c.child.pid()),
+                        "addr": ready.addr.to_string(),
+                        "build_ms": elapsed.as_millis(),
+                        "ready_ms": ready_in.as_millis(),
+                        "restarted": old.is_some() || replaced,
+                    }),
+                );
                 // Every open tab shows the new build.
                 self.hub.send(Event::Reload);
                 let verb = if old.is_some() || replaced {
@@ -245,6 +269,30 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// A failed build, for `--events`: cargo's diagnostics without colour.
+fn failure_fields(failure: &Failure, serving: bool) -> serde_json::Value {
+    let diagnostics: Vec<_> = failure
+        .diagnostics
+        .iter()
+        .map(|d| {
+            json!({
+                "level": if d.is_error { "error" } else { "warning" },
+                "message": d.message,
+                "file": d.file,
+                "line": d.line,
+                "rendered": console::strip_ansi_codes(&d.rendered),
+            })
+        })
+        .collect();
+    json!({
+        "elapsed_ms": failure.elapsed.as_millis(),
+        "errors": failure.errors(),
+        "diagnostics": diagnostics,
+        "cargo_errors": failure.cargo_errors,
+        "serving": serving,
+    })
 }
 
 /// Why a new app never became ready, for the terminal and the page.

@@ -32,7 +32,7 @@ const CHUNK: usize = 64 * 1024;
 
 // A client that takes no data for this long loses its file: the reader
 // stops and closes it, and the connection is closed (#9).
-use super::stall::SEND_TIMEOUT;
+use super::stall::send_timeout;
 
 pub struct Statics {
     /// URL prefix, always with a leading and a trailing `/`.

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio::sync::mpsc;
 
 use super::super::body::{BoxError, ProxyBody};
-use super::{CHUNK, SEND_TIMEOUT};
+use super::{send_timeout, CHUNK};
 
 /// The bytes `span` of `file`, read from disk a chunk at a time.
 ///
@@ -23,7 +23,7 @@ use super::{CHUNK, SEND_TIMEOUT};
 /// response holds at most a few chunks besides hyper's write buffer, however
 /// large the file (#9). The reader, not the body, owns the file: hyper
 /// stops polling a body whose client has stopped reading, so only the
-/// reader can notice that no chunk was taken for [`SEND_TIMEOUT`], and then
+/// reader can notice that no chunk was taken for [`send_timeout`], and then
 /// it closes the file. A reader that ends before the last byte (that
 /// timeout, a read error, a file that shrank) makes the body fail, so the
 /// connection is aborted instead of waiting for bytes that never come.
@@ -52,7 +52,7 @@ async fn read_chunks(mut file: File, span: Range<u64>, tx: mpsc::Sender<io::Resu
             Err(err) => Err(err),
         };
         let failed = read.is_err();
-        match tokio::time::timeout(SEND_TIMEOUT, tx.send(read)).await {
+        match tokio::time::timeout(send_timeout(), tx.send(read)).await {
             // Sent, and more to read.
             Ok(Ok(())) if !failed => {}
             // The error is sent, the client went away, or it stopped
