@@ -62,6 +62,9 @@ pub struct Start {
     global: Vec<String>,
     args: Vec<String>,
     exes: Vec<String>,
+    /// `--events` as given (relative to the project), when not in a temp
+    /// dir of the session's own.
+    events_at: Option<String>,
 }
 
 impl Start {
@@ -78,6 +81,7 @@ impl Start {
             global: Vec::new(),
             args: Vec::new(),
             exes: Vec::new(),
+            events_at: None,
         }
     }
 
@@ -116,13 +120,22 @@ impl Start {
         self
     }
 
+    /// `--events path` (relative to the project) instead.
+    pub fn events_at(mut self, path: &str) -> Start {
+        self.events_at = Some(path.to_owned());
+        self
+    }
+
     /// Starts runserver on the address given in `args`, or on
     /// `127.0.0.1:0`, and waits until it listens.
     pub fn spawn(mut self) -> Session {
         // A directory of its own: a second session in the same project
         // must never read the first one's events.
         let events_dir = tempfile::tempdir().unwrap();
-        let events = events_dir.path().join("events.jsonl");
+        let events = match &self.events_at {
+            Some(path) => self.dir.join(path),
+            None => events_dir.path().join("events.jsonl"),
+        };
         let has_addr = self
             .args
             .iter()
@@ -134,7 +147,10 @@ impl Start {
         if !has_addr {
             self.cmd.arg("127.0.0.1:0");
         }
-        self.cmd.arg("--events").arg(&events);
+        match &self.events_at {
+            Some(given) => self.cmd.arg("--events").arg(given),
+            None => self.cmd.arg("--events").arg(&events),
+        };
         let proc = Running::start(self.cmd);
         let mut session = Session {
             _tmp: self.tmp,
