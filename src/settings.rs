@@ -46,6 +46,9 @@ pub struct Settings {
     /// Where the app listens, for an app that neither reads `PORT` nor
     /// takes the passed socket and that discovery cannot see.
     pub app_addr: Option<String>,
+    /// What runserver starts the app with after its name (a server
+    /// subcommand: `["start"]`), when `manage runserver -- ARGS` gives none.
+    pub app_args: Option<Vec<String>>,
     /// Where `manage collectstatic` writes the collected tree, relative to
     /// the package (issue #13).
     pub static_build_dir: Option<PathBuf>,
@@ -83,7 +86,7 @@ impl Settings {
                     project.manifest_path().display()
                 ),
                 hint: "the keys are dev-addr, static-dir, static-url, health-path, debounce-ms, \
-                       allowed-hosts, livereload, app-addr, static-build-dir, silenced-checks, database-url, migrations-dir and the [package.metadata.manage.deploy] table"
+                       allowed-hosts, livereload, app-addr, app-args, static-build-dir, silenced-checks, database-url, migrations-dir and the [package.metadata.manage.deploy] table"
                     .into(),
             })
         })

@@ -125,7 +125,13 @@ impl Child {
     /// Starts `exe` with a passed listening socket (fd 3, `LISTEN_FDS`)
     /// and, for apps that read them, `HOST`/`PORT` naming another free
     /// loopback port.
-    pub fn spawn(exe: &Path, cwd: &Path, ui: &Ui, reaper: &Reaper) -> Result<Child> {
+    pub fn spawn(
+        exe: &Path,
+        args: &[String],
+        cwd: &Path,
+        ui: &Ui,
+        reaper: &Reaper,
+    ) -> Result<Child> {
         let handoff = Handoff::bind()?;
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -146,7 +152,7 @@ impl Child {
             .stderr(Stdio::piped());
         isolate(&mut cmd);
         // Last: it execs.
-        handoff.install(&mut cmd, exe, env)?;
+        handoff.install(&mut cmd, exe, args, env)?;
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start `{}`", exe.display()))?;

@@ -32,6 +32,7 @@ Examples:
   manage runserver 8080            another port on 127.0.0.1
   manage runserver 0.0.0.0:8000    reachable from other machines (development only!)
   manage runserver [::1]:8000      IPv6 loopback
+  manage runserver -- start        the app started as `<bin> start` (Loco, clap servers)
 
 The app gets a listening socket as fd 3 (LISTEN_FDS=1, LISTEN_PID, as systemd
 and systemfd pass it) and HOST=127.0.0.1, PORT=<a free port>. An app that
@@ -113,6 +114,10 @@ pub struct Args {
     /// Also write what happens (builds, starts, swaps, reloads) as JSON lines to PATH (`-`: stdout; `/dev/fd/N`: an open descriptor)
     #[arg(long, value_name = "PATH")]
     pub events: Option<PathBuf>,
+
+    /// Arguments for the app, after `--` (`manage runserver -- start`) [setting: `app-args`]
+    #[arg(last = true, value_name = "APP_ARGS")]
+    pub app_args: Vec<String>,
 }
 
 /// What to build: the flags cargo gets.
@@ -150,6 +155,8 @@ pub struct Config {
     /// before each start.
     pub migrations: Option<Arc<MigrationCheck>>,
     pub plan: Plan,
+    /// After the app's name when it starts: `-- ARGS`, else `app-args`.
+    pub app_args: Vec<String>,
     /// `--events`' sink (or none).
     pub events: Events,
 }
@@ -234,6 +241,11 @@ impl Config {
             app_addr,
             migrations,
             plan,
+            app_args: if args.app_args.is_empty() {
+                settings.app_args.clone().unwrap_or_default()
+            } else {
+                args.app_args
+            },
             events,
         })
     }

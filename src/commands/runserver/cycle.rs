@@ -96,6 +96,7 @@ impl Retiree {
             Some(keep_at)
         });
         self.backend.drained(self.grace).await;
+        self.backend.close();
         let kept = kept.await.ok().flatten();
         let _ = self.child.stop(self.grace).await;
         kept
@@ -105,6 +106,8 @@ impl Retiree {
 /// What a cycle needs to know.
 pub struct Job {
     pub spec: BuildSpec,
+    /// What the app is started with after its name.
+    pub app_args: Vec<String>,
     pub ui: Ui,
     pub cwd: PathBuf,
     pub health: Option<String>,
@@ -213,7 +216,8 @@ async fn start(
     exe: &std::path::Path,
     cancel: &mut oneshot::Receiver<()>,
 ) -> Result<(Child, Result<Ready, NotReady>), CycleEnd> {
-    let child = Child::spawn(exe, &job.cwd, &job.ui, &job.reaper).map_err(CycleEnd::Error)?;
+    let child = Child::spawn(exe, &job.app_args, &job.cwd, &job.ui, &job.reaper)
+        .map_err(CycleEnd::Error)?;
     job.events.emit(
         "app-started",
         json!({ "pid": child.pid(), "port": child.port.port() }),

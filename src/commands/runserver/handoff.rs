@@ -74,9 +74,10 @@ impl Handoff {
         &self,
         cmd: &mut tokio::process::Command,
         exe: &Path,
+        args: &[String],
         env: Vec<(OsString, OsString)>,
     ) -> Result<()> {
-        let mut exec = Exec::new(exe, env, self.listener.as_raw_fd())?;
+        let mut exec = Exec::new(exe, args, env, self.listener.as_raw_fd())?;
         // SAFETY: the closure only writes into memory it owns and calls
         // getpid, fcntl, dup2 and execve, all async-signal-safe.
         unsafe {
@@ -104,7 +105,7 @@ unsafe impl Send for Exec {}
 unsafe impl Sync for Exec {}
 
 impl Exec {
-    fn new(exe: &Path, env: Vec<(OsString, OsString)>, fd: RawFd) -> Result<Exec> {
+    fn new(exe: &Path, args: &[String], env: Vec<(OsString, OsString)>, fd: RawFd) -> Result<Exec> {
         let cstring = |bytes: &[u8]| {
             CString::new(bytes).with_context(|| {
                 format!(
@@ -114,7 +115,10 @@ impl Exec {
             })
         };
         let path = cstring(exe.as_os_str().as_bytes())?;
-        let argv_owned = vec![path.clone()];
+        let mut argv_owned = vec![path.clone()];
+        for arg in args {
+            argv_owned.push(cstring(arg.as_bytes())?);
+        }
         let mut env_owned = Vec::new();
         for (key, value) in env {
             let mut entry = key.as_bytes().to_vec();

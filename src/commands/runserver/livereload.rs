@@ -78,10 +78,24 @@ impl Hub {
     }
 
     pub fn send(&self, event: Event) {
-        let mut generation = self.generation.load(Ordering::Acquire);
         if matches!(event, Event::Reload) {
-            generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
+        self.broadcast(event);
+    }
+
+    /// A new build takes over: the generation moves on first, then `switch`
+    /// sends traffic to it, then the tabs are told. So every page of the new
+    /// build carries the new generation, and a tab that loads one during
+    /// the switch does not reload a second time.
+    pub fn reload_after(&self, switch: impl FnOnce()) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        switch();
+        self.broadcast(Event::Reload);
+    }
+
+    fn broadcast(&self, event: Event) {
+        let generation = self.generation.load(Ordering::Acquire);
         let fields = match &event {
             Event::Reload => json!({ "kind": "reload", "generation": generation }),
             Event::Css(urls) => json!({ "kind": "css", "urls": urls, "generation": generation }),
@@ -214,6 +228,21 @@ impl Snippets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_switch_sees_the_new_generation_before_the_tabs_hear_of_it() {
+        let hub = Hub::new(Events::none());
+        let mut rx = hub.tx.subscribe();
+        hub.send(Event::Reload);
+        assert_eq!(hub.generation(), 1);
+        let _ = rx.try_recv();
+        hub.reload_after(|| {
+            assert_eq!(hub.generation(), 2);
+            assert!(rx.try_recv().is_err(), "told before the switch");
+        });
+        assert!(matches!(rx.try_recv(), Ok(Event::Reload)));
+        assert_eq!(hub.generation(), 2);
+    }
 
     #[test]
     fn events_are_single_line_json() {

@@ -356,7 +356,14 @@ async fn forward(
     }
     headers::add_forwarding(headers, peer.ip(), host);
 
-    let answer = tokio::time::timeout(config.response_timeout, backend.client.request(req));
+    let Some(client) = backend.client() else {
+        // Its stop began after this request chose it.
+        return plain(
+            StatusCode::BAD_GATEWAY,
+            "manage: the app stopped before this request reached it\n",
+        );
+    };
+    let answer = tokio::time::timeout(config.response_timeout, client.request(req));
     let mut response = match answer.await {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {

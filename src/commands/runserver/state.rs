@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,10 +23,13 @@ use super::child::Exit;
 pub struct Backend {
     /// The app's address, as a URI authority made once.
     pub authority: hyper::http::uri::Authority,
-    pub client: Client<HttpConnector, Incoming>,
+    /// Its connection pool; none once its stop has begun.
+    client: Mutex<Option<AppClient>>,
     inflight: AtomicUsize,
     idle: Notify,
 }
+
+pub type AppClient = Client<HttpConnector, Incoming>;
 
 impl Backend {
     pub fn new(addr: SocketAddr) -> Arc<Backend> {
@@ -40,10 +43,27 @@ impl Backend {
                 .to_string()
                 .parse()
                 .expect("a socket address is a valid authority"),
-            client,
+            client: Mutex::new(Some(client)),
             inflight: AtomicUsize::new(0),
             idle: Notify::new(),
         })
+    }
+
+    /// A handle on its connection pool, unless its stop has begun.
+    pub fn client(&self) -> Option<AppClient> {
+        self.client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Its stop begins: the pool goes, so its idle keep-alive connections
+    /// close now and none is opened or reused again. A framework that
+    /// waits for its open connections before it exits (actix-web, Rocket)
+    /// then stops at once instead of after the grace period. Connections
+    /// still answering a request close as their responses end.
+    pub fn close(&self) {
+        drop(self.client.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 
     /// Waits until no request is in flight through this backend, or

@@ -15,7 +15,8 @@ use crate::support::{self, eventually, get, manage};
 #[test]
 fn binding_a_public_address_warns_that_this_is_a_dev_server() {
     let server = Start::new(echo_app())
-        .args(&["0.0.0.0:0", "--noreload"])
+        .addr("0.0.0.0:0")
+        .args(&["--noreload"])
         .ready();
     // The terminal names the address as bound, and warns.
     let port = server.port();

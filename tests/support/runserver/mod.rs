@@ -60,6 +60,8 @@ pub struct Start {
     cmd: Command,
     /// manage's own options, before `runserver`.
     global: Vec<String>,
+    /// Where runserver listens: `127.0.0.1:0` unless [`Start::addr`].
+    addr: String,
     args: Vec<String>,
     exes: Vec<String>,
     /// `--events` as given (relative to the project), when not in a temp
@@ -79,6 +81,7 @@ impl Start {
             dir,
             cmd,
             global: Vec::new(),
+            addr: "127.0.0.1:0".to_owned(),
             args: Vec::new(),
             exes: Vec::new(),
             events_at: None,
@@ -88,6 +91,13 @@ impl Start {
     /// runserver's arguments.
     pub fn args(mut self, args: &[&str]) -> Start {
         self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Where runserver listens instead of `127.0.0.1:0` (port 0 still:
+    /// the session reads the port from the `serving` event).
+    pub fn addr(mut self, addr: &str) -> Start {
+        self.addr = addr.to_owned();
         self
     }
 
@@ -126,8 +136,7 @@ impl Start {
         self
     }
 
-    /// Starts runserver on the address given in `args`, or on
-    /// `127.0.0.1:0`, and waits until it listens.
+    /// Starts runserver and waits until it listens.
     pub fn spawn(mut self) -> Session {
         // A directory of its own: a second session in the same project
         // must never read the first one's events.
@@ -136,21 +145,17 @@ impl Start {
             Some(path) => self.dir.join(path),
             None => events_dir.path().join("events.jsonl"),
         };
-        let has_addr = self
-            .args
-            .iter()
-            .any(|a| !a.starts_with('-') && a.contains(':'));
         self.cmd
             .args(&self.global)
             .arg("runserver")
-            .args(&self.args);
-        if !has_addr {
-            self.cmd.arg("127.0.0.1:0");
-        }
+            .arg(&self.addr)
+            .arg("--events");
         match &self.events_at {
-            Some(given) => self.cmd.arg("--events").arg(given),
-            None => self.cmd.arg("--events").arg(&events),
+            Some(given) => self.cmd.arg(given),
+            None => self.cmd.arg(&events),
         };
+        // Last: they may end in `-- APP_ARGS`.
+        self.cmd.args(&self.args);
         let proc = Running::start(self.cmd);
         let mut session = Session {
             _tmp: self.tmp,

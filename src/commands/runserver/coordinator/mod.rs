@@ -119,6 +119,7 @@ impl Coordinator {
             json!({
                 "code": paths(&change.code),
                 "static": paths(&change.statics),
+                "runtime": paths(&change.runtime),
                 "manifest": change.manifest,
             }),
         );
@@ -134,13 +135,22 @@ impl Coordinator {
                 }
             }
         }
-        if change.code.is_empty() {
-            // Static files only: no rebuild, the open tabs update.
+        // Nothing serves (the app crashed) and nothing builds: any save
+        // starts it again, as a source edit would.
+        let restart = self.current.is_none() && self.cycle.is_none() && !change.runtime.is_empty();
+        if change.code.is_empty() && !restart {
+            // Files no build reads: no cargo, the open tabs update.
             self.on_static_change(&change.statics);
+            self.on_runtime_change(&change.runtime);
             return;
         }
-        let first = self.relative(&change.code[0]);
-        let more = change.code.len() - 1;
+        let code = if change.code.is_empty() {
+            &change.runtime
+        } else {
+            &change.code
+        };
+        let first = self.relative(&code[0]);
+        let more = code.len() - 1;
         self.ui.status(
             "Changed",
             if more == 0 {
@@ -192,6 +202,26 @@ impl Coordinator {
         }
     }
 
+    /// Files the app reads as it runs changed: the open tabs reload to
+    /// show them (the app itself stays as it is).
+    fn on_runtime_change(&self, paths: &[PathBuf]) {
+        if paths.is_empty() {
+            return;
+        }
+        let names: Vec<String> = paths.iter().map(|p| self.relative(p)).collect();
+        self.ui.status(
+            "Changed",
+            format!(
+                "{} {}",
+                names.join(", "),
+                self.ui.paint("· not a build input, no build", Tone::Dim)
+            ),
+        );
+        if self.current.is_some() {
+            self.hub.send(Event::Reload);
+        }
+    }
+
     fn relative(&self, path: &Path) -> String {
         path.strip_prefix(&self.config.plan.package_dir)
             .unwrap_or(path)
@@ -218,6 +248,7 @@ impl Coordinator {
     fn job(&self) -> Job {
         Job {
             spec: self.config.plan.spec.clone(),
+            app_args: self.config.app_args.clone(),
             ui: self.ui.clone(),
             cwd: self.config.plan.package_dir.clone(),
             health: self.config.health_path.clone(),
@@ -289,6 +320,7 @@ impl Coordinator {
         self.retiring.retain(|h| !h.is_finished());
         self.retiring.push(tokio::spawn(async move {
             old.backend.drained(grace).await;
+            old.backend.close();
             let _ = old.child.stop(grace).await;
         }));
     }
@@ -328,6 +360,7 @@ impl Coordinator {
     pub async fn shutdown(&mut self) {
         self.cancel_cycle().await;
         if let Some(current) = self.current.take() {
+            current.backend.close();
             let exit = current.child.stop(self.config.grace).await;
             self.ui
                 .verbose("Stopped", format!("the app ({})", exit.describe()));

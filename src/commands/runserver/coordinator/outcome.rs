@@ -15,6 +15,7 @@ use super::super::cycle::{Cycle, CycleEnd, Retiree};
 use super::super::livereload::Event;
 use super::super::ready::{NotReady, Ready, Via};
 use super::super::state::{Backend, Problem};
+use super::super::watch;
 use super::{cycle_over, secs, Coordinator, Current};
 use crate::ui::Tone;
 
@@ -37,6 +38,9 @@ impl Coordinator {
                 self.ui.error(&err);
             }
             CycleEnd::Failed(failure) => {
+                // Its fix may add an input the last good build did not
+                // read: until a build succeeds, every change builds.
+                let _ = self.watch.send(watch::Command::BuildInputs(Vec::new()));
                 let errors = failure.errors();
                 let elapsed = failure.elapsed;
                 let fields = failure_fields(&failure, serving);
@@ -180,24 +184,25 @@ impl Coordinator {
                     backend: backend.clone(),
                     exited,
                 });
-                // The switch: every request from now on goes to the new child.
-                self.state.send_modify(|s| {
-                    s.backend = Some(backend);
-                    s.busy = false;
-                    s.problem = None;
+                // The switch: every request from now on goes to the new
+                // child, whose pages carry the new generation; then every
+                // open tab shows the new build.
+                let swapped = json!({
+                    "pid": self.current.as_ref().map(|c| c.child.pid()),
+                    "addr": ready.addr.to_string(),
+                    "build_ms": elapsed.as_millis(),
+                    "ready_ms": ready_in.as_millis(),
+                    "restarted": old.is_some() || replaced,
                 });
-                self.config.events.emit(
-                    "swapped",
-                    json!({
-                        "pid": self.current.as_ref().map(|c| c.child.pid()),
-                        "addr": ready.addr.to_string(),
-                        "build_ms": elapsed.as_millis(),
-                        "ready_ms": ready_in.as_millis(),
-                        "restarted": old.is_some() || replaced,
-                    }),
-                );
-                // Every open tab shows the new build.
-                self.hub.send(Event::Reload);
+                let (state, events) = (&self.state, &self.config.events);
+                self.hub.reload_after(|| {
+                    state.send_modify(|s| {
+                        s.backend = Some(backend);
+                        s.busy = false;
+                        s.problem = None;
+                    });
+                    events.emit("swapped", swapped);
+                });
                 let verb = if old.is_some() || replaced {
                     "restarted"
                 } else {

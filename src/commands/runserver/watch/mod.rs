@@ -24,7 +24,12 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use self::classify::{classify, Kind};
+use self::names::{absolute_forms, is_editor_junk};
 use super::fingerprint::{self, Fingerprint};
+
+mod classify;
+mod names;
 
 /// What to watch.
 #[derive(Debug, Clone)]
@@ -43,6 +48,9 @@ pub struct Change {
     pub code: Vec<PathBuf>,
     /// Changed files under the static directory.
     pub statics: Vec<PathBuf>,
+    /// Changed files no build reads (see [`classify`]): the app reads
+    /// them as it runs, so open tabs reload, with no cargo run.
+    pub runtime: Vec<PathBuf>,
     /// A Cargo.toml or Cargo.lock changed: read the project again.
     pub manifest: bool,
 }
@@ -52,7 +60,9 @@ pub struct Change {
 pub enum Command {
     /// The project changed shape (manifest edited): watch these instead.
     Reset(WatchSet),
-    /// Files a build read (dep-info); those outside the roots are watched too.
+    /// Files a build read (dep-info); those outside the roots are watched
+    /// too. None or an empty list: not known (no good build, or the last
+    /// one failed), so every change builds.
     BuildInputs(Vec<PathBuf>),
 }
 
@@ -82,7 +92,7 @@ pub fn spawn(
         hashes: HashMap::new(),
         watched: HashSet::new(),
         outside: HashSet::new(),
-        build_inputs: HashSet::new(),
+        build_inputs: None,
         skip: skip.into_iter().flat_map(absolute_forms).collect(),
     };
     for root in state.set.roots.clone() {
@@ -116,19 +126,9 @@ struct State {
     watched: HashSet<PathBuf>,
     /// Files outside the roots that a build read.
     outside: HashSet<PathBuf>,
-    /// Every file the last build read, by dep-info.
-    build_inputs: HashSet<PathBuf>,
+    /// Every file the last good build read, by dep-info; None: not known.
+    build_inputs: Option<HashSet<PathBuf>>,
     skip: Vec<PathBuf>,
-}
-
-/// A path as given (made absolute) and with its directory's links resolved.
-fn absolute_forms(path: &Path) -> Vec<PathBuf> {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let resolved = match (absolute.parent(), absolute.file_name()) {
-        (Some(dir), Some(name)) => dir.canonicalize().map(|d| d.join(name)).ok(),
-        _ => None,
-    };
-    std::iter::once(absolute).chain(resolved).collect()
 }
 
 async fn run(
@@ -178,7 +178,7 @@ async fn run(
             _ = tokio::time::sleep_until(deadline), if first.is_some() => {
                 first = None;
                 let change = state.flush(std::mem::take(&mut pending));
-                if change.code.is_empty() && change.statics.is_empty() {
+                if change.code.is_empty() && change.statics.is_empty() && change.runtime.is_empty() {
                     continue;
                 }
                 last_sent = Some(Instant::now());
@@ -193,21 +193,6 @@ async fn run(
             },
         }
     }
-}
-
-/// Names editors write beside the real file: swap, backup and lock files.
-fn is_editor_junk(name: &str) -> bool {
-    name.ends_with(".swp")
-        || name.ends_with(".swx")
-        || name.ends_with(".swo")
-        || name.ends_with('~')
-        || name.ends_with(".tmp")
-        || name.ends_with("___jb_tmp___")
-        || name.ends_with("___jb_old___")
-        || name.starts_with(".#")
-        || (name.starts_with('#') && name.ends_with('#'))
-        || name == "4913"
-        || name == ".DS_Store"
 }
 
 impl State {
@@ -377,19 +362,18 @@ impl State {
             if !changed {
                 continue;
             }
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let in_static = self
-                .set
-                .static_dir
-                .as_ref()
-                .is_some_and(|s| path.starts_with(s));
-            if in_static && !self.build_inputs.contains(&path) {
-                change.statics.push(path);
-            } else {
-                if matches!(name, "Cargo.toml" | "Cargo.lock") {
+            match classify(
+                &path,
+                self.set.static_dir.as_deref(),
+                self.build_inputs.as_ref(),
+            ) {
+                Kind::Static => change.statics.push(path),
+                Kind::Runtime => change.runtime.push(path),
+                Kind::Code => change.code.push(path),
+                Kind::Manifest => {
                     change.manifest = true;
+                    change.code.push(path);
                 }
-                change.code.push(path);
             }
         }
         change
@@ -409,7 +393,7 @@ impl State {
     }
 
     fn add_build_inputs(&mut self, files: Vec<PathBuf>) {
-        self.build_inputs = files.iter().cloned().collect();
+        self.build_inputs = (!files.is_empty()).then(|| files.iter().cloned().collect());
         for file in files {
             if file.starts_with(&self.set.target_dir)
                 || self.root_of(&file).is_some()
@@ -438,16 +422,6 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn editor_junk() {
-        for junk in [".main.rs.swp", "main.rs~", "4913", ".#main.rs", "#main.rs#"] {
-            assert!(is_editor_junk(junk), "{junk}");
-        }
-        for real in ["main.rs", "site.css", "Cargo.toml"] {
-            assert!(!is_editor_junk(real), "{real}");
-        }
-    }
 
     #[test]
     fn max_wait_is_bounded() {
