@@ -46,6 +46,27 @@ pub fn echo_app() -> (tempfile::TempDir, PathBuf) {
     copy("echo-app", &[])
 }
 
+/// The echo app as package `name`, with a static/ directory (a
+/// stylesheet and an icon) for the dev proxy to serve.
+pub fn echo_with_static(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, dir) = copy(
+        "echo-app",
+        &[("name = \"echo-app\"", &format!("name = \"{name}\""))],
+    );
+    fs::create_dir_all(dir.join("static/css")).unwrap();
+    fs::write(
+        dir.join("static/css/site.css"),
+        "body { font-family: sans-serif; }\nh1 { color: #333; }\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("static/favicon.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 1 1\"/>\n",
+    )
+    .unwrap();
+    (tmp, dir)
+}
+
 /// A throwaway std-only package `name` with `main` as its src/main.rs.
 pub fn std_app(name: &str, main: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
