@@ -64,11 +64,13 @@ pub struct Child {
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
-/// How a child ended, with the last lines of its stderr.
+/// How a child ended, with the last lines of its output (stderr and
+/// stdout as they came: some frameworks, Rocket among them, print their
+/// errors on stdout).
 #[derive(Debug, Clone)]
 pub struct Exit {
     pub status: ExitStatus,
-    pub stderr_tail: Vec<String>,
+    pub output_tail: Vec<String>,
 }
 
 impl Exit {
@@ -118,8 +120,18 @@ pub fn free_port() -> Result<u16> {
 const ACCESS_LOG: &str = "ACCESS_LOG";
 
 /// Variables an app must not inherit from manage's own environment: the
-/// socket-activation ones describe manage's sockets, not the app's.
-const NOT_INHERITED: &[&str] = &["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "HOST", "PORT"];
+/// socket-activation ones describe manage's sockets, not the app's, and
+/// the address ones are set for the app below.
+const NOT_INHERITED: &[&str] = &[
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "HOST",
+    "PORT",
+    "ROCKET_ADDRESS",
+    "ROCKET_PORT",
+    "BINDING",
+];
 
 impl Child {
     /// Starts `exe` with a passed listening socket (fd 3, `LISTEN_FDS`)
@@ -140,6 +152,12 @@ impl Child {
             .collect();
         env.push(("HOST".into(), "127.0.0.1".into()));
         env.push(("PORT".into(), port.to_string().into()));
+        // The same address under the names frameworks read by default
+        // (Rocket; Loco reads PORT and BINDING), so they swap with no pause
+        // and never reach for manage's own address.
+        env.push(("ROCKET_ADDRESS".into(), "127.0.0.1".into()));
+        env.push(("ROCKET_PORT".into(), port.to_string().into()));
+        env.push(("BINDING".into(), "127.0.0.1".into()));
         // manage prints a line per request itself; a scaffolded app drops
         // its own access lines on ACCESS_LOG=off (unless the user set it).
         if !env.iter().any(|(k, _)| k == ACCESS_LOG) {
@@ -167,7 +185,9 @@ impl Child {
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let out_ui = ui.clone();
-        let out_pump = tokio::spawn(pump(stdout, None, move |line| out_ui.child_stdout(line)));
+        let out_pump = tokio::spawn(pump(stdout, Some(tail.clone()), move |line| {
+            out_ui.child_stdout(line)
+        }));
         let err_ui = ui.clone();
         let err_pump = tokio::spawn(pump(stderr, Some(tail.clone()), move |line| {
             err_ui.raw_bytes(line)
@@ -212,7 +232,7 @@ impl Child {
     pub fn exit_now(&self) -> Option<Exit> {
         (*self.exit.borrow()).map(|status| Exit {
             status,
-            stderr_tail: self.tail(),
+            output_tail: self.tail(),
         })
     }
 
@@ -232,7 +252,7 @@ impl Child {
             };
             Exit {
                 status,
-                stderr_tail: tail_of(&tail),
+                output_tail: tail_of(&tail),
             }
         }
     }

@@ -76,7 +76,7 @@ pub fn text(problem: &Problem, hold: std::time::Duration) -> String {
         Problem::Crashed(exit) => format!(
             "manage: the app exited ({}); save a change to rebuild and restart it.\n\n{}\n",
             exit.describe(),
-            console::strip_ansi_codes(&exit.stderr_tail.join("\n"))
+            console::strip_ansi_codes(&exit.output_tail.join("\n"))
         ),
         Problem::NotReady(why) => format!("manage: the app is not running: {why}\n"),
         Problem::Building => format!(
@@ -118,7 +118,7 @@ fn crashed(exit: &Exit) -> String {
     fragment(context! {
         kind => "crash",
         status => exit.describe(),
-        stderr_html => ansi_html(&exit.stderr_tail.join("\n")),
+        stderr_html => ansi_html(&exit.output_tail.join("\n")),
     })
 }
 

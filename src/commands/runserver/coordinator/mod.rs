@@ -342,12 +342,12 @@ impl Coordinator {
     }
 
     fn print_tail(&self, exit: &Exit) {
-        if exit.stderr_tail.is_empty() {
+        if exit.output_tail.is_empty() {
             return;
         }
         self.ui
-            .info(self.ui.paint("  last lines of its stderr:", Tone::Dim));
-        for line in exit.stderr_tail.iter().rev().take(10).rev() {
+            .info(self.ui.paint("  last lines of its output:", Tone::Dim));
+        for line in exit.output_tail.iter().rev().take(10).rev() {
             self.ui.info(format!(
                 "  {}",
                 self.ui.paint(console::strip_ansi_codes(line), Tone::Dim)
@@ -394,7 +394,7 @@ fn exit_fields(exit: &Exit) -> serde_json::Value {
         "status": exit.describe(),
         "code": exit.status.code(),
         "signal": exit.status.signal(),
-        "stderr_tail": exit.stderr_tail.iter().rev().take(10).rev().collect::<Vec<_>>(),
+        "output_tail": exit.output_tail.iter().rev().take(10).rev().collect::<Vec<_>>(),
     })
 }
 

@@ -2,6 +2,7 @@
 //! why not, or, for an app on a fixed address, run the second phase (stop
 //! the old app, start the new one) and learn where the app listens.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +92,7 @@ impl Coordinator {
                 ready,
             } => {
                 self.note_build_inputs(&exe);
-                let reason = not_ready_reason(&why);
+                let reason = not_ready_reason(&why, self.config.addr);
                 let backend = Backend::new(ready.addr);
                 let exited = Box::pin(child.exited());
                 self.current = Some(Current {
@@ -138,7 +139,7 @@ impl Coordinator {
                         return;
                     }
                 }
-                let reason = not_ready_reason(&why);
+                let reason = not_ready_reason(&why, self.config.addr);
                 let what = if serving {
                     "still serving the previous build"
                 } else {
@@ -151,6 +152,13 @@ impl Coordinator {
                 );
                 let mut fields = json!({ "reason": reason, "serving": serving });
                 let tail = match why {
+                    NotReady::Exited(exit) if address_in_use(&exit) => {
+                        // The page says what to do, not only how it ended.
+                        let exit = Arc::new(exit);
+                        fields["exit"] = super::exit_fields(&exit);
+                        self.publish_problem(Problem::NotReady(Arc::new(reason)), cycle_over);
+                        Some(exit)
+                    }
                     NotReady::Exited(exit) => {
                         let exit = Arc::new(exit);
                         self.publish_problem(Problem::Crashed(exit.clone()), cycle_over);
@@ -264,6 +272,14 @@ impl Coordinator {
                         display_addr(ready.local)
                     ));
                 }
+                if ready.local.ip().is_unspecified() {
+                    self.note_once(format!(
+                        "the app listens on all interfaces ({}): other machines reach it \
+                         directly, past manage's host check. Bind 127.0.0.1 (or read HOST) \
+                         to keep it to this machine",
+                        display_addr(ready.local)
+                    ));
+                }
                 self.fixed = true;
                 self.note_once(
                     "its address is fixed, so a new build starts only after the old one stops: \
@@ -300,9 +316,20 @@ fn failure_fields(failure: &Failure, serving: bool) -> serde_json::Value {
     })
 }
 
-/// Why a new app never became ready, for the terminal and the page.
-fn not_ready_reason(why: &NotReady) -> String {
+/// Why a new app never became ready, for the terminal and the page;
+/// `public` is the address manage itself listens on.
+fn not_ready_reason(why: &NotReady, public: SocketAddr) -> String {
     match why {
+        NotReady::Exited(exit) if address_in_use(exit) => format!(
+            "it exited at start ({}) because the address it wants is in use. If that is {}, \
+             the address manage's dev server holds, give manage another \
+             (`manage runserver {}`) or have the app listen where manage says: it sets \
+             HOST and PORT, ROCKET_ADDRESS and ROCKET_PORT (Rocket), BINDING (Loco), and \
+             passes a socket as LISTEN_FDS. Otherwise another program holds it",
+            exit.describe(),
+            display_addr(public),
+            public.port().wrapping_add(1).max(1024)
+        ),
         NotReady::Exited(exit) => format!("it exited at start ({})", exit.describe()),
         NotReady::TimedOut { after, tried } => format!(
             "it did not answer within {} s. Tried: {tried}. \
@@ -315,7 +342,7 @@ fn not_ready_reason(why: &NotReady) -> String {
 /// Whether an app that exited at start said its address was taken (Rust's
 /// `AddrInUse`, the OS's text, or the errno's name).
 fn address_in_use(exit: &Exit) -> bool {
-    exit.stderr_tail.iter().any(|line| {
+    exit.output_tail.iter().any(|line| {
         let line = line.to_ascii_lowercase();
         line.contains("address already in use")
             || line.contains("addrinuse")

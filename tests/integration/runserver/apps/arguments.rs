@@ -58,6 +58,6 @@ fn without_its_arguments_the_app_exit_is_reported_with_its_usage() {
     let app = start(subcommand_app("sub-none"), &["sub-none"], &[], &[]);
     let not_ready = app.expect_outcome("not-ready", FIRST_BUILD);
     assert_eq!(not_ready["exit"]["code"], 2, "{not_ready}");
-    let tail = not_ready["exit"]["stderr_tail"].to_string();
+    let tail = not_ready["exit"]["output_tail"].to_string();
     assert!(tail.contains("usage: subcommand serve"), "{not_ready}");
 }

@@ -21,6 +21,7 @@ mod binaries;
 mod fixed_port;
 mod graceful;
 mod listenfd;
+mod own_address;
 mod own_var;
 
 use std::fs;

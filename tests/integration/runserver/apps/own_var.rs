@@ -9,7 +9,10 @@ fn an_app_reading_its_own_variable_with_a_slow_start_is_served_without_failures(
     let own = format!("0.0.0.0:{port}");
     let mut app = start((tmp, dir), &["ov-edit"], &[], &[("MYAPP_ADDR", &own)]);
     app.wait_served("own-var v1", FIRST_BUILD);
+    // It binds 0.0.0.0: said once.
+    app.wait_for_line("listens on all interfaces", Duration::from_secs(5));
     assert_edits_served_without_failures(&app, "src/main.rs", "own-var", 2);
+    assert_eq!(app.lines_with("listens on all interfaces").len(), 1);
     assert_sigterm_leaves_nothing(&mut app, &[port]);
 }
 
