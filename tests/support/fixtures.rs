@@ -1,9 +1,10 @@
 //! Projects for runserver to serve that manage did not generate: copies of
 //! `tests/fixtures/<shape>` and one-file std-only apps.
 //!
-//! Tests build into one shared target directory, where two copies of one
-//! package would share (and race for) one executable: callers give each
-//! copy a package name of its own.
+//! Each copy builds in a target directory of its own (see
+//! `runserver::Start::new`): copies share a package name, and in one
+//! target dir cargo could take one copy's build for another's. Renames
+//! remain for tests that tell packages apart by name.
 
 use std::fs;
 use std::path::{Path, PathBuf};

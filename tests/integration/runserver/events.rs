@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::fixtures::echo_app;
 use crate::support::runserver::{Start, REBUILD};
-use crate::support::{eventually, get, manage, mkfifo, shared_target_dir};
+use crate::support::{eventually, get, manage, mkfifo};
 
 /// The events' names, in order.
 fn names(events: &[Value]) -> Vec<String> {
@@ -23,10 +23,10 @@ fn names(events: &[Value]) -> Vec<String> {
 
 #[test]
 fn a_start_an_edit_and_a_stop_are_told_in_order_on_stdout() {
-    let (_tmp, dir) = echo_app();
+    let (tmp, dir) = echo_app();
     let mut cmd = manage();
     cmd.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env("CARGO_TARGET_DIR", tmp.path().join("target"))
         .args(["runserver", "127.0.0.1:0", "--events", "-"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -179,7 +179,7 @@ fn bad_event_paths_are_refused_at_once() {
         let out = assert_cmd::Command::from_std({
             let mut cmd = manage();
             cmd.current_dir(&dir)
-                .env("CARGO_TARGET_DIR", shared_target_dir())
+                .env("CARGO_TARGET_DIR", tmp.path().join("target"))
                 .args(["runserver", "127.0.0.1:0", "--events", &path]);
             cmd
         })
@@ -208,7 +208,7 @@ fn a_reader_that_goes_away_costs_the_events_not_the_server() {
         .unwrap();
     let mut cmd = manage();
     cmd.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env("CARGO_TARGET_DIR", tmp.path().join("target"))
         .args(["runserver", "127.0.0.1:0", "--events"])
         .arg(&fifo);
     let proc = crate::support::Running::start(cmd);

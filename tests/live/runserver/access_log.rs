@@ -14,6 +14,7 @@ fn each_request_is_logged_once_unless_the_app_is_asked_to_log_too() {
     let mut project = Some(support::generate("dp-once"));
     for (access_log, app_lines) in [(None, false), (Some("on"), true)] {
         let mut start = Start::new(project.take().unwrap())
+            .shared_target()
             .env_remove("ACCESS_LOG")
             .args(&["--migrate"]);
         if let Some(value) = access_log {

@@ -24,7 +24,7 @@ fn runserver_reports_then_applies_migrations_and_the_data_survives_a_restart() {
     let (tmp, dir) = generate("notesite");
 
     // Pending: said in the terminal before the app starts, then a banner.
-    let server = Start::new((tmp, dir)).spawn();
+    let server = Start::new((tmp, dir)).shared_target().spawn();
     server.wait_for_line("1 unapplied migration", FIRST_BUILD);
     let swapped = server.wait_swapped(FIRST_BUILD);
     assert_eq!(swapped["restarted"], false, "{swapped}");
@@ -46,7 +46,10 @@ fn runserver_reports_then_applies_migrations_and_the_data_survives_a_restart() {
     let (tmp, dir) = server.stop();
 
     // --migrate applies them before the start; the banner is gone.
-    let server = Start::new((tmp, dir)).args(&["--migrate"]).spawn();
+    let server = Start::new((tmp, dir))
+        .shared_target()
+        .args(&["--migrate"])
+        .spawn();
     server.wait_for_line(&format!("Migrated {MIGRATION}"), FIRST_BUILD);
     server.wait_swapped(FIRST_BUILD);
     let (_, home) = page(&server.addr, "/");
@@ -61,7 +64,7 @@ fn runserver_reports_then_applies_migrations_and_the_data_survives_a_restart() {
     );
 
     // A restart (without --migrate) keeps the data and says nothing.
-    let server = Start::new((tmp, dir)).ready();
+    let server = Start::new((tmp, dir)).shared_target().ready();
     let (status, notes) = page(&server.addr, "/notes");
     assert_eq!(status, 200);
     assert!(

@@ -33,6 +33,7 @@ pub const REBUILD: Duration = Duration::from_secs(180);
 /// the database tests are about (they use [`Start`] themselves).
 pub fn start_scaffold(name: &str, extra: &[&str]) -> Session {
     Start::new(super::generate(name))
+        .shared_target()
         .args(&["--migrate"])
         .args(extra)
         .ready()
@@ -67,16 +68,24 @@ pub struct Start {
     /// `--events` as given (relative to the project), when not in a temp
     /// dir of the session's own.
     events_at: Option<String>,
+    /// `CARGO_TARGET_DIR`.
+    target: PathBuf,
 }
 
 impl Start {
     /// runserver in `project` (a temp dir and the project inside it) on
-    /// `127.0.0.1:0`, building into the shared target directory.
+    /// `127.0.0.1:0`, building into a target directory of its own in the
+    /// temp dir. Copies of one fixture share a package name, and cargo
+    /// hashes a path package by its path relative to the workspace, so in
+    /// one target dir a copy's build can be "fresh" with another copy's
+    /// sources, or its executable replaced by another's; std-only
+    /// fixtures build in a second anyway.
     pub fn new((tmp, dir): (tempfile::TempDir, PathBuf)) -> Start {
         let mut cmd = manage();
-        cmd.current_dir(&dir)
-            .env("CARGO_TARGET_DIR", shared_target_dir());
+        cmd.current_dir(&dir);
+        let target = tmp.path().join("target");
         Start {
+            target,
             tmp,
             dir,
             cmd,
@@ -86,6 +95,13 @@ impl Start {
             exes: Vec::new(),
             events_at: None,
         }
+    }
+
+    /// Builds into the shared target directory, for the scaffold (whose
+    /// dependencies take minutes to build): a name of its own per test.
+    pub fn shared_target(mut self) -> Start {
+        self.target = shared_target_dir();
+        self
     }
 
     /// runserver's arguments.
@@ -146,6 +162,7 @@ impl Start {
             None => events_dir.path().join("events.jsonl"),
         };
         self.cmd
+            .env("CARGO_TARGET_DIR", &self.target)
             .args(&self.global)
             .arg("runserver")
             .arg(&self.addr)
@@ -163,6 +180,7 @@ impl Start {
             addr: String::new(),
             proc,
             exes: self.exes,
+            target: self.target,
             log: RefCell::new(Vec::new()),
             events_path: events,
             _events_dir: events_dir,
@@ -198,6 +216,8 @@ pub struct Session {
     pub proc: Running,
     /// The app's executables, from [`Start::exes`].
     pub exes: Vec<String>,
+    /// Where they are built.
+    pub target: PathBuf,
     log: RefCell<Vec<String>>,
     events_path: PathBuf,
     _events_dir: tempfile::TempDir,

@@ -4,7 +4,7 @@
 use std::fs;
 
 use super::Session;
-use crate::support::{alive, descendants, listening_ports_of, shared_target_dir};
+use crate::support::{alive, descendants, listening_ports_of};
 
 impl Session {
     /// The app's processes: below manage, or anywhere running one of its
@@ -12,7 +12,7 @@ impl Session {
     pub fn app_processes(&self) -> Vec<i32> {
         let mut pids = descendants(self.proc.pid());
         pids.retain(|&p| !comm(p).starts_with("rustc"));
-        pids.extend(processes_running(&self.exes));
+        pids.extend(processes_running(&self.exes, &self.target));
         pids.sort();
         pids.dedup();
         pids
@@ -41,13 +41,12 @@ pub fn comm(pid: i32) -> String {
         .unwrap_or_default()
 }
 
-/// Live processes whose executable is one of `exes` in the shared target
-/// dir (also after a rebuild replaced the file: "... (deleted)").
-pub fn processes_running(exes: &[String]) -> Vec<i32> {
+/// Live processes whose executable is one of `exes` in `target` (also
+/// after a rebuild replaced the file: "... (deleted)").
+pub fn processes_running(exes: &[String], target: &std::path::Path) -> Vec<i32> {
     if exes.is_empty() {
         return Vec::new();
     }
-    let target = shared_target_dir();
     let mut out = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -59,7 +58,7 @@ pub fn processes_running(exes: &[String]) -> Vec<i32> {
         let exe = exe.to_string_lossy();
         let exe = exe.trim_end_matches(" (deleted)");
         let path = std::path::Path::new(exe);
-        let ours = path.starts_with(&target)
+        let ours = path.starts_with(target)
             && path
                 .file_name()
                 .is_some_and(|f| exes.iter().any(|e| f.to_string_lossy() == *e));

@@ -8,7 +8,7 @@ use super::*;
 fn refused_run(dir: &Path) -> std::process::Output {
     let mut cmd = manage();
     cmd.current_dir(dir)
-        .env("CARGO_TARGET_DIR", shared_target_dir())
+        .env("CARGO_TARGET_DIR", dir.parent().unwrap().join("target"))
         .args(["runserver", &free_port().to_string()]);
     assert_cmd::Command::from_std(cmd)
         .timeout(Duration::from_secs(120))

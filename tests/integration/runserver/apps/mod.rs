@@ -32,7 +32,7 @@ use crate::support::fixtures;
 use crate::support::runserver::{
     processes_running, Polled, Poller, Session, Start, FIRST_BUILD, REBUILD,
 };
-use crate::support::{alive, eventually, free_port, get, listen_table, manage, shared_target_dir};
+use crate::support::{alive, eventually, free_port, get, listen_table, manage};
 
 fn fixture(shape: &str, renames: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     fixtures::copy(shape, renames)
@@ -106,7 +106,7 @@ fn assert_sigterm_leaves_nothing(app: &mut Session, ports: &[u16]) {
 fn assert_all_gone(app: &Session, procs: &[i32], ports: &[u16]) {
     let still = || {
         let mut alive_now: Vec<i32> = procs.iter().copied().filter(|&p| alive(p)).collect();
-        alive_now.extend(processes_running(&app.exes));
+        alive_now.extend(processes_running(&app.exes, &app.target));
         alive_now.sort();
         alive_now.dedup();
         let listening = listening_ports();
