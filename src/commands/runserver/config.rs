@@ -20,12 +20,12 @@ use crate::error::hinted;
 use crate::project::{Project, Selector};
 use crate::settings::{self, Settings};
 
-const DEFAULT_ADDR: &str = "127.0.0.1:8000";
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
 const DEFAULT_DEBOUNCE_MS: u64 = 20;
 /// How long a request waits for an app while a build runs.
 pub const HOLD: Duration = Duration::from_secs(30);
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "\
 Examples:
   manage runserver                 http://127.0.0.1:8000/ (or `dev-addr` from Cargo.toml)
@@ -130,9 +130,12 @@ pub struct BuildFlags {
     pub no_default_features: bool,
 }
 
-/// Everything runserver decided from the flags and the settings.
+/// Everything runserver decided from the flags and the settings: one
+/// snapshot, made again (from the same flags) when Cargo.toml changes.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The flags it was made from.
+    pub args: Args,
     pub selector: Selector,
     pub build: BuildFlags,
     /// The public address manage listens on.
@@ -171,6 +174,7 @@ pub struct Plan {
 
 impl Config {
     pub fn resolve(args: Args, project: &Project, events: Events) -> Result<Config> {
+        let kept = args.clone();
         let settings = Settings::load(project)?;
         let addr_text = args
             .addrport
@@ -221,6 +225,7 @@ impl Config {
             .ok()
             .map(|target| MigrationCheck::new(target, args.migrate));
         Ok(Config {
+            args: kept,
             selector: args.selector,
             build,
             addr,
@@ -250,9 +255,40 @@ impl Config {
         })
     }
 
-    /// A new plan after Cargo.toml changed (binaries, members, settings).
-    pub fn replan(&self, project: &Project) -> Result<Plan> {
-        plan(project, &self.build, &Settings::load(project)?)
+    /// The snapshot after Cargo.toml changed: the same flags over the new
+    /// settings, binaries and members.
+    pub fn reload(&self, project: &Project) -> Result<Config> {
+        Config::resolve(self.args.clone(), project, self.events.clone())
+    }
+
+    /// The settings that differ in `new`, by their names in Cargo.toml.
+    pub fn differences(&self, new: &Config) -> Vec<&'static str> {
+        let (a, b) = (self, new);
+        let target = |c: &Config| c.migrations.as_ref().map(|m| m.target().clone());
+        let database = |c: &Config| target(c).map(|t| format!("{:?}", t.db));
+        let migrations = |c: &Config| target(c).map(|t| t.migrations_dir);
+        [
+            ("dev-addr", a.addr != b.addr),
+            ("health-path", a.health_path != b.health_path),
+            ("debounce-ms", a.debounce != b.debounce),
+            ("static-url", a.static_url != b.static_url),
+            (
+                "static-dir",
+                a.plan.watch_set.static_dir != b.plan.watch_set.static_dir,
+            ),
+            ("livereload", a.livereload != b.livereload),
+            ("allowed-hosts", a.allowed_hosts != b.allowed_hosts),
+            ("app-addr", a.app_addr != b.app_addr),
+            ("app-args", a.app_args != b.app_args),
+            ("database-url", database(a) != database(b)),
+            ("migrations-dir", migrations(a) != migrations(b)),
+            ("bin", a.plan.spec.bin != b.plan.spec.bin),
+            ("members", a.plan.watch_set.roots != b.plan.watch_set.roots),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| name)
+        .collect()
     }
 }
 

@@ -40,6 +40,11 @@ impl MigrationCheck {
         })
     }
 
+    /// The database and migrations it checks.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
     /// What the proxy reads: the pending migrations after the last check.
     pub fn subscribe(&self) -> watch::Receiver<Pending> {
         self.published.subscribe()

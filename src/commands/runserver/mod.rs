@@ -50,15 +50,13 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch as watch_channel};
 
 pub use self::config::Args;
-use self::config::{display_addr, Config, HOLD};
+use self::config::{display_addr, Config};
 use self::coordinator::Coordinator;
 use self::events::Events;
-use self::hosts::AllowedHosts;
-use self::livereload::{Hub, Snippets};
+use self::livereload::Hub;
 use self::proxy::ProxyConfig;
 use self::reaper::Reaper;
 use self::state::AppState;
-use self::statics::Statics;
 use crate::error::hinted;
 use crate::project::Project;
 use crate::ui::{Tone, Ui};
@@ -98,11 +96,55 @@ async fn serve(args: Args, ui: Ui) -> Result<()> {
 }
 
 async fn serve_with(args: Args, ui: Ui, reaper: Reaper, events: Events) -> Result<()> {
-    let project = Project::load_for_bin(&args.selector, true, args.bin.as_deref())?;
+    // The address is held from the first instant: before cargo resolves
+    // the dependencies (a second or more on a first run), requests wait
+    // as they do during a build.
+    let early = bind_early(&args).await;
+    let (state_tx, state_rx) = watch_channel::channel(AppState {
+        busy: true,
+        ..AppState::default()
+    });
+    let (snapshot_tx, snapshot_rx) = watch_channel::channel(None);
+    let start_proxy = |listener| {
+        Aborting(tokio::spawn(proxy::serve(
+            listener,
+            state_rx.clone(),
+            snapshot_rx.clone(),
+            ui.clone(),
+        )))
+    };
+    let listening = |addr: SocketAddr| {
+        events.emit(
+            "listening",
+            json!({ "addr": addr.to_string(), "url": format!("http://{}/", display_addr(addr)) }),
+        )
+    };
+    let early = early.map(|(wanted, listener)| {
+        let local = listener.local_addr().unwrap_or(wanted);
+        listening(local);
+        (wanted, local, start_proxy(listener))
+    });
+
+    let selector = args.selector.clone();
+    let bin = args.bin.clone();
+    let project =
+        tokio::task::spawn_blocking(move || Project::load_for_bin(&selector, true, bin.as_deref()))
+            .await
+            .context("reading the project panicked")??;
     let config = Config::resolve(args, &project, events.clone())?;
 
-    let listener = bind(config.addr).await?;
-    let addr = listener.local_addr().unwrap_or(config.addr);
+    let (addr, _proxy) = match early {
+        Some((wanted, local, proxy)) if wanted == config.addr => (local, proxy),
+        // `-p` chose a package with a `dev-addr` of its own.
+        other => {
+            drop(other);
+            let listener = bind(config.addr).await?;
+            (
+                listener.local_addr().unwrap_or(config.addr),
+                start_proxy(listener),
+            )
+        }
+    };
     events.emit(
         "serving",
         json!({
@@ -138,38 +180,13 @@ async fn serve_with(args: Args, ui: Ui, reaper: Reaper, events: Events) -> Resul
         ui.note("watching for changes; quit the server with CONTROL-C");
     }
 
-    let static_dir = config.plan.watch_set.static_dir.as_deref();
-    let statics = match static_dir {
-        Some(dir) if !config.nostatic => Statics::new(&config.static_url, dir),
-        _ => None,
-    };
-    if let (Some(statics), Some(dir)) = (&statics, static_dir) {
-        ui.verbose("Static", format!("{} from {}", statics.url, dir.display()));
-    }
     let hub = Hub::new(events.clone());
-    let (state_tx, state_rx) = watch_channel::channel(AppState {
-        busy: true,
-        ..AppState::default()
-    });
-    let static_prefix = statics.as_ref().map(|s| s.url.clone());
-    let proxy_task = tokio::spawn(proxy::serve(
-        listener,
-        state_rx,
-        Arc::new(ProxyConfig {
-            hold: HOLD,
-            response_timeout: config.response_timeout,
-            hub: hub.clone(),
-            livereload: config.livereload,
-            snippets: Snippets::new(config.livereload)?,
-            statics,
-            hosts: AllowedHosts {
-                extra: config.allowed_hosts.clone(),
-                bound: addr.ip(),
-            },
-            ui: ui.clone(),
-            migrations: config.migrations.as_ref().map(|check| check.subscribe()),
-        }),
-    ));
+    snapshot_tx.send_replace(Some(Arc::new(ProxyConfig::new(
+        &config,
+        addr.ip(),
+        hub.clone(),
+        &ui,
+    )?)));
 
     let (watch_tx, watch_rx) = mpsc::unbounded_channel();
     let changes = if config.noreload {
@@ -183,12 +200,51 @@ async fn serve_with(args: Args, ui: Ui, reaper: Reaper, events: Events) -> Resul
         )?)
     };
 
-    let mut coordinator =
-        Coordinator::new(ui, config, state_tx, watch_tx, hub, static_prefix, reaper);
+    let proxy = coordinator::Proxy {
+        state: state_tx,
+        snapshots: snapshot_tx,
+        bound: addr.ip(),
+    };
+    let mut coordinator = Coordinator::new(ui, config, proxy, watch_tx, hub, reaper);
     let result = coordinator.run(changes).await;
     coordinator.shutdown().await;
-    proxy_task.abort();
     result
+}
+
+/// The proxy's task, ended when runserver returns (also on an error).
+struct Aborting(tokio::task::JoinHandle<()>);
+
+impl Drop for Aborting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Binds the address the flags or the package's `dev-addr` give, read
+/// from the workspace's own manifests (`cargo metadata --no-deps`, tens
+/// of milliseconds). Anything that fails here is left for the full read
+/// to report.
+async fn bind_early(args: &Args) -> Option<(SocketAddr, tokio::net::TcpListener)> {
+    let selector = args.selector.clone();
+    let bin = args.bin.clone();
+    let given = args.addrport.clone();
+    let addr = tokio::task::spawn_blocking(move || {
+        let text = match given {
+            Some(text) => text,
+            None => {
+                let project = Project::load_for_bin(&selector, false, bin.as_deref()).ok()?;
+                crate::settings::Settings::load(&project)
+                    .ok()?
+                    .dev_addr
+                    .unwrap_or_else(|| config::DEFAULT_ADDR.to_owned())
+            }
+        };
+        config::parse_addr(&text).ok()
+    })
+    .await
+    .ok()??;
+    let listener = tokio::net::TcpListener::bind(addr).await.ok()?;
+    Some((addr, listener))
 }
 
 /// Every browser tab, proxied connection and static file is a file

@@ -107,6 +107,7 @@ fn a_start_an_edit_and_a_stop_are_told_in_order_on_stdout() {
     // The first cycle, then the edit's, then the stop.
     let mut at = 0;
     for name in [
+        "listening",
         "serving",
         "build-started",
         "build-finished",
@@ -226,9 +227,9 @@ fn a_reader_that_goes_away_costs_the_events_not_the_server() {
     assert!(got.is_some(), "no event through the FIFO");
     drop(reader);
     let line = first.split(|&b| b == b'\n').next().unwrap();
-    let serving: Value = serde_json::from_slice(line).unwrap();
-    assert_eq!(serving["event"], "serving", "{serving}");
-    let addr = serving["addr"].as_str().unwrap().to_owned();
+    let listening: Value = serde_json::from_slice(line).unwrap();
+    assert_eq!(listening["event"], "listening", "{listening}");
+    let addr = listening["addr"].as_str().unwrap().to_owned();
     // The next event finds nobody: one warning ...
     proc.wait_for_line("cannot write events to", REBUILD);
     // ... and the server goes on.

@@ -13,6 +13,7 @@ mod projects;
 mod proxy;
 mod runtime;
 mod serve;
+mod settings;
 mod static_dir;
 mod statics;
 mod upgrades;

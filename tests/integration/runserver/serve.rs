@@ -33,6 +33,42 @@ fn binding_a_public_address_warns_that_this_is_a_dev_server() {
 }
 
 #[test]
+fn the_address_is_held_while_cargo_resolves_the_dependencies() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (tmp, dir) = echo_app();
+    // A cargo whose dependency resolution takes 2 s (a first run that
+    // updates the index); everything else is the real cargo.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let slow = tmp.path().join("slow-cargo");
+    fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\n\
+             case \" $* \" in *\" metadata \"*)\n\
+               case \" $* \" in *\" --no-deps \"*) ;; *) sleep 2 ;; esac ;;\n\
+             esac\n\
+             exec '{cargo}' \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&slow, fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Start::new((tmp, dir))
+        .env("CARGO", slow.to_str().unwrap())
+        .spawn();
+    let seen = |name: &str| server.events().iter().any(|e| e["event"] == name);
+    assert!(!seen("serving"), "{}", server.events_text());
+    // Sent while the project is still being read: it waits, then the
+    // first build answers it.
+    let r = get(&server.addr, "/version").unwrap();
+    assert_eq!((r.status, r.text()), (200, "v1".into()));
+    assert!(
+        seen("serving") && seen("swapped"),
+        "{}",
+        server.events_text()
+    );
+}
+
+#[test]
 fn refusals_are_clear() {
     let tmp = tempfile::tempdir().unwrap();
     // Not a cargo project.

@@ -189,7 +189,8 @@ impl Start {
             partial: RefCell::new(Vec::new()),
             cursor: Cell::new(0),
         };
-        let serving = session.wait_event("serving", Duration::from_secs(60));
+        // The address is held (the project may not be read yet).
+        let serving = session.wait_event("listening", Duration::from_secs(60));
         let port = serving["addr"]
             .as_str()
             .and_then(|a| a.rsplit(':').next())

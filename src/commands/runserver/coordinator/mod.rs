@@ -4,6 +4,7 @@
 //! Ctrl-C/SIGTERM; it publishes the outcome to the proxy ([`AppState`])
 //! and to open tabs ([`Event`]) before announcing it in the terminal.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use super::config::{Config, HOLD};
 use super::cycle::{self, Cycle, Job};
 use super::errorpage;
 use super::livereload::{Event, Hub};
+use super::proxy::ProxyConfig;
 mod outcome;
 
 use super::reaper::Reaper;
@@ -34,17 +36,27 @@ struct Current {
     exited: std::pin::Pin<Box<dyn std::future::Future<Output = Exit> + Send>>,
 }
 
+/// What the coordinator publishes to the proxy.
+pub struct Proxy {
+    /// Which app gets traffic.
+    pub state: watch_channel::Sender<AppState>,
+    /// The settings requests read.
+    pub snapshots: watch_channel::Sender<Option<Arc<ProxyConfig>>>,
+    /// The address the proxy is bound to.
+    pub bound: IpAddr,
+}
+
 pub struct Coordinator {
     ui: Ui,
     config: Config,
     state: watch_channel::Sender<AppState>,
+    snapshots: watch_channel::Sender<Option<Arc<ProxyConfig>>>,
+    bound: IpAddr,
     current: Option<Current>,
     cycle: Option<Cycle>,
     retiring: Vec<JoinHandle<()>>,
     watch: mpsc::UnboundedSender<watch::Command>,
     hub: Arc<Hub>,
-    /// The static URL prefix, when manage serves the static directory.
-    static_prefix: Option<String>,
     /// The app listens on an address of its own: a new build can only
     /// start once the old one has stopped.
     fixed: bool,
@@ -59,22 +71,22 @@ impl Coordinator {
     pub fn new(
         ui: Ui,
         config: Config,
-        state: watch_channel::Sender<AppState>,
+        proxy: Proxy,
         watch: mpsc::UnboundedSender<watch::Command>,
         hub: Arc<Hub>,
-        static_prefix: Option<String>,
         reaper: Reaper,
     ) -> Coordinator {
         Coordinator {
             ui,
             config,
-            state,
+            state: proxy.state,
+            snapshots: proxy.snapshots,
+            bound: proxy.bound,
             current: None,
             cycle: None,
             retiring: Vec::new(),
             watch,
             hub,
-            static_prefix,
             fixed: false,
             replacing: false,
             noted: Vec::new(),
@@ -125,7 +137,10 @@ impl Coordinator {
         );
         if change.manifest {
             match self.reload_project().await {
-                Ok(()) => self.config.events.emit("manifest-reloaded", json!(null)),
+                Ok(changed) => self
+                    .config
+                    .events
+                    .emit("manifest-reloaded", json!({ "changed": changed })),
                 Err(err) => {
                     self.emit_error(&err);
                     self.ui.error(&err);
@@ -170,9 +185,12 @@ impl Coordinator {
     }
 
     fn on_static_change(&self, paths: &[PathBuf]) {
-        let (Some(prefix), Some(dir)) =
-            (&self.static_prefix, &self.config.plan.watch_set.static_dir)
-        else {
+        let prefix = self
+            .snapshots
+            .borrow()
+            .as_ref()
+            .and_then(|c| c.static_prefix().map(str::to_owned));
+        let (Some(prefix), Some(dir)) = (prefix, &self.config.plan.watch_set.static_dir) else {
             return;
         };
         self.ui.status(
@@ -229,7 +247,11 @@ impl Coordinator {
             .to_string()
     }
 
-    async fn reload_project(&mut self) -> Result<()> {
+    /// Cargo.toml changed: every setting is read again, from the same
+    /// flags, and each stage gets the new snapshot (the proxy at its next
+    /// request, the watcher, the next cycle). Returns the settings that
+    /// changed.
+    async fn reload_project(&mut self) -> Result<Vec<&'static str>> {
         let selector = self.config.selector.clone();
         let bin = self.config.build.bin.clone();
         let project = tokio::task::spawn_blocking(move || {
@@ -237,12 +259,39 @@ impl Coordinator {
         })
         .await
         .context("reading the project panicked")??;
-        self.config.plan = self.config.replan(&project)?;
-        let _ = self
-            .watch
-            .send(watch::Command::Reset(self.config.plan.watch_set.clone()));
-        self.ui.status("Reloaded", "Cargo.toml");
-        Ok(())
+        let mut new = self.config.reload(&project)?;
+        let changed = self.config.differences(&new);
+        if new.addr != self.config.addr {
+            self.ui.note(format!(
+                "`dev-addr` is now {}: restart runserver to listen there (it stays on {})",
+                new.addr, self.config.addr
+            ));
+            new.addr = self.config.addr;
+        }
+        if !changed.contains(&"database-url") && !changed.contains(&"migrations-dir") {
+            // Its last finding stays on the pages until the next start.
+            new.migrations = self.config.migrations.clone();
+        }
+        let snapshot = ProxyConfig::new(&new, self.bound, self.hub.clone(), &self.ui)?;
+        self.snapshots.send_replace(Some(Arc::new(snapshot)));
+        let _ = self.watch.send(watch::Command::Reset(
+            new.plan.watch_set.clone(),
+            new.debounce,
+        ));
+        self.config = new;
+        self.ui.status(
+            "Reloaded",
+            if changed.is_empty() {
+                "Cargo.toml".to_owned()
+            } else {
+                format!(
+                    "Cargo.toml {}",
+                    self.ui
+                        .paint(format!("· {}", changed.join(", ")), Tone::Dim)
+                )
+            },
+        );
+        Ok(changed)
     }
 
     fn job(&self) -> Job {

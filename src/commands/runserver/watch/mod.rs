@@ -58,8 +58,9 @@ pub struct Change {
 /// Messages to the watcher task.
 #[derive(Debug)]
 pub enum Command {
-    /// The project changed shape (manifest edited): watch these instead.
-    Reset(WatchSet),
+    /// The project changed shape (manifest edited): watch these instead,
+    /// with this debounce.
+    Reset(WatchSet, Duration),
     /// Files a build read (dep-info); those outside the roots are watched
     /// too. None or an empty list: not known (no good build, or the last
     /// one failed), so every change builds.
@@ -133,12 +134,12 @@ struct State {
 
 async fn run(
     mut state: State,
-    debounce: Duration,
+    mut debounce: Duration,
     mut raw: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     tx: mpsc::UnboundedSender<Change>,
 ) {
-    let limit = max_wait(debounce);
+    let mut limit = max_wait(debounce);
     let mut pending: HashSet<PathBuf> = HashSet::new();
     let mut first: Option<Instant> = None;
     let mut deadline = Instant::now();
@@ -187,7 +188,11 @@ async fn run(
                 }
             }
             command = commands.recv() => match command {
-                Some(Command::Reset(set)) => state.reset(set),
+                Some(Command::Reset(set, new)) => {
+                    state.reset(set);
+                    debounce = new;
+                    limit = max_wait(debounce);
+                }
                 Some(Command::BuildInputs(files)) => state.add_build_inputs(files),
                 None => return,
             },

@@ -24,42 +24,20 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::body::{empty, html, plain, BoxError, ProxyBody};
+use super::config::HOLD;
 use super::errorpage;
 use super::headers::{self, MAX_HEAD};
-use super::hosts::{AllowedHosts, Verdict};
+use super::hosts::Verdict;
 use super::inject::{self, Injected};
-use super::livereload::{Banner, Hub, Snippets};
-use super::migrations::Pending;
+use super::livereload::Banner;
 use super::stall::{send_timeout, WriteTimeout};
 use super::state::{AppState, Backend, Problem, Tracked};
-use super::statics::Statics;
 use crate::settings::RESERVED_PREFIX as RESERVED;
 use crate::ui::Ui;
 
-/// Everything a request needs to know, shared by all connections.
-pub struct ProxyConfig {
-    /// How long a request waits for an app while a build runs.
-    pub hold: Duration,
-    /// How long the app may take to start answering a request.
-    pub response_timeout: Duration,
-    pub hub: Arc<Hub>,
-    pub livereload: bool,
-    pub snippets: Snippets,
-    pub statics: Option<Statics>,
-    pub hosts: AllowedHosts,
-    pub ui: Ui,
-    /// Unapplied migrations, from the check before each start.
-    pub migrations: Option<watch::Receiver<Pending>>,
-}
+mod snapshot;
 
-impl ProxyConfig {
-    fn pending_migrations(&self) -> Pending {
-        self.migrations
-            .as_ref()
-            .map(|rx| rx.borrow().clone())
-            .unwrap_or_default()
-    }
-}
+pub use self::snapshot::{ProxyConfig, Snapshots};
 
 /// hyper's read buffer: room for a head a little over [`MAX_HEAD`], so
 /// the exact limit is manage's to apply (hyper's own is approximate).
@@ -68,29 +46,41 @@ const READ_BUFFER: usize = MAX_HEAD + 16 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts connections until the task is dropped. Each connection is its
-/// own task, so a slow client holds only itself up.
+/// own task, so a slow client holds only itself up. A request reads the
+/// latest settings when it arrives; until the first, it waits as it
+/// would for a build.
 pub async fn serve(
     listener: TcpListener,
     state: watch::Receiver<AppState>,
-    config: Arc<ProxyConfig>,
+    snapshots: Snapshots,
+    ui: Ui,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(err) => {
-                config.ui.verbose("Proxy", format!("accept failed: {err}"));
+                ui.verbose("Proxy", format!("accept failed: {err}"));
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        let config = config.clone();
+        let snapshots = snapshots.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                let config = config.clone();
-                async move { Ok::<_, Infallible>(handle(req, peer, state, &config).await) }
+                let mut snapshots = snapshots.clone();
+                async move {
+                    let response = match snapshot::current(&mut snapshots, HOLD).await {
+                        Some(config) => handle(req, peer, state, &config).await,
+                        None => plain(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "manage: still reading the project (cargo metadata); try again\n",
+                        ),
+                    };
+                    Ok::<_, Infallible>(response)
+                }
             });
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
