@@ -426,7 +426,10 @@ impl Session {
                 self.log_text()
             );
             match get(&self.addr, "/") {
-                Ok(r) if r.status == 200 && r.text().contains(text) => return,
+                Ok(r) if r.status == 200 && r.text().contains(text) => {
+                    self.settle(from);
+                    return;
+                }
                 Ok(r) => last = format!("{} {:?}", r.status, r.text()),
                 Err(e) => last = e.to_string(),
             }
@@ -437,6 +440,34 @@ impl Session {
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The proxy answers from a new app a moment before its `swapped`
+    /// event is written: when a cycle started after event `from` has a
+    /// ready app but no outcome yet, waits for the outcome, so that an `edit` made next
+    /// does not take that outcome for its own.
+    fn settle(&self, from: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            self.pump_events();
+            let open = {
+                let events = self.events.borrow();
+                let tail = &events[from.min(events.len())..];
+                let started = tail.iter().rposition(|e| e["event"] == "build-started");
+                let ended = tail
+                    .iter()
+                    .rposition(|e| OUTCOMES.iter().any(|n| e["event"] == *n));
+                let ready = tail.iter().rposition(|e| e["event"] == "app-ready");
+                match (started, ready) {
+                    (Some(s), Some(r)) if r > s => ended.is_none_or(|e| e < s),
+                    _ => false,
+                }
+            };
+            if !open {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
