@@ -4,13 +4,14 @@
 //! high-level ones), and the [`Plan`]: which binary to build and which
 //! directories to watch, recomputed when Cargo.toml changes.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use super::addr::{parse_addr, AppAddr};
 use super::build::BuildSpec;
 use super::events::Events;
 use super::migrations::MigrationCheck;
@@ -103,8 +104,8 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub response_timeout: u64,
 
-    /// Where the app listens, when it reads neither PORT nor LISTEN_FDS and manage cannot find it [setting: `app-addr`]
-    #[arg(long, value_name = "[ADDR:]PORT")]
+    /// Where the app listens, when it reads neither PORT nor LISTEN_FDS and manage cannot find it: an address, or `unix:PATH` for a Unix socket [setting: `app-addr`]
+    #[arg(long, value_name = "[ADDR:]PORT|unix:PATH")]
     pub app_addr: Option<String>,
 
     /// Apply pending migrations before each start of the app (else they are reported) [database: as `manage migrate`'s]
@@ -153,7 +154,7 @@ pub struct Config {
     pub noreload: bool,
     pub nostatic: bool,
     /// Where the app listens, when the user says so.
-    pub app_addr: Option<SocketAddr>,
+    pub app_addr: Option<AppAddr>,
     /// The database and migrations checked (with `--migrate`, applied)
     /// before each start.
     pub migrations: Option<Arc<MigrationCheck>>,
@@ -184,12 +185,12 @@ impl Config {
         let addr = parse_addr(&addr_text)?;
         let app_addr = match args.app_addr.as_ref().or(settings.app_addr.as_ref()) {
             Some(text) => Some(
-                parse_addr(text)
+                AppAddr::parse(text, project.package_dir())
                     .map_err(|err| err.context(format!("invalid app address `{text}`")))?,
             ),
             None => None,
         };
-        if app_addr == Some(addr) {
+        if app_addr == Some(AppAddr::Tcp(addr)) {
             return Err(hinted(
                 format!("the app address {addr} is the address runserver itself listens on"),
                 "give runserver another address (`manage runserver 8000`) or the app another port",
@@ -381,42 +382,6 @@ fn plan(project: &Project, build: &BuildFlags, settings: &Settings) -> Result<Pl
             static_dir,
         },
     })
-}
-
-/// Django's forms: `8000`, `0.0.0.0:8000`, `[::1]:8000`, `localhost:8000`.
-pub fn parse_addr(text: &str) -> Result<SocketAddr> {
-    let hint = "use a port (`8080`), an address and port (`0.0.0.0:8000`), or an IPv6 address in brackets (`[::1]:8000`)";
-    if let Ok(port) = text.parse::<u16>() {
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-    }
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if let Some((host, port)) = text.rsplit_once(':') {
-        if port.parse::<u16>().is_ok()
-            && !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        {
-            if let Some(addr) = text.to_socket_addrs().ok().and_then(|mut a| a.next()) {
-                return Ok(addr);
-            }
-            return Err(hinted(format!("cannot resolve host `{host}`"), hint));
-        }
-    }
-    Err(hinted(
-        format!("`{text}` is not a valid port or address:port"),
-        hint,
-    ))
-}
-
-/// An address as a URL shows it (`[::1]:8000`).
-pub fn display_addr(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
-        SocketAddr::V4(v4) => v4.to_string(),
-    }
 }
 
 fn validate_health_path(path: &str) -> Result<()> {

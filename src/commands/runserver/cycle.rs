@@ -9,7 +9,6 @@
 //! stops the old app (requests wait in the proxy meanwhile) and starts
 //! the new one.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::addr::AppAddr;
 use super::build::{self, BuildSpec, Failure, Outcome};
 use super::child::Child;
 use super::events::Events;
@@ -99,6 +99,9 @@ impl Retiree {
         self.backend.close();
         let kept = kept.await.ok().flatten();
         let _ = self.child.stop(self.grace).await;
+        // An app that does not unlink its socket before binding it again
+        // would find its own leftover in the way.
+        let _ = tokio::task::spawn_blocking(self.backend.addr.sweep()).await;
         kept
     }
 }
@@ -111,7 +114,7 @@ pub struct Job {
     pub ui: Ui,
     pub cwd: PathBuf,
     pub health: Option<String>,
-    pub app_addr: Option<SocketAddr>,
+    pub app_addr: Option<AppAddr>,
     pub ready_timeout: Duration,
     /// Start a child even when the executable did not change.
     pub force_start: bool,
@@ -224,7 +227,7 @@ async fn start(
     );
     let wait = Wait {
         health: job.health.as_deref(),
-        app_addr: job.app_addr,
+        app_addr: job.app_addr.clone(),
         timeout: job.ready_timeout,
         name: &job.spec.bin,
     };

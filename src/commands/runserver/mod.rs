@@ -17,6 +17,7 @@
 //! every decision and publishes it to the proxy through [`state`]. This
 //! file only wires them together.
 
+pub mod addr;
 pub mod body;
 pub mod build;
 pub mod child;
@@ -40,6 +41,7 @@ pub mod reaper;
 pub mod stall;
 pub mod state;
 pub mod statics;
+
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -49,8 +51,9 @@ use anyhow::{Context as _, Result};
 use serde_json::json;
 use tokio::sync::{mpsc, watch as watch_channel};
 
+use self::addr::display_addr;
 pub use self::config::Args;
-use self::config::{display_addr, Config};
+use self::config::Config;
 use self::coordinator::Coordinator;
 use self::events::Events;
 use self::livereload::Hub;
@@ -239,7 +242,7 @@ async fn bind_early(args: &Args) -> Option<(SocketAddr, tokio::net::TcpListener)
                     .unwrap_or_else(|| config::DEFAULT_ADDR.to_owned())
             }
         };
-        config::parse_addr(&text).ok()
+        addr::parse_addr(&text).ok()
     })
     .await
     .ok()??;

@@ -6,19 +6,18 @@
 //!   waits in its queue and is answered as soon as the app accepts, so
 //!   there is nothing to poll;
 //! - `$HOST:$PORT`, polled as before (a connect, or the health path);
-//! - `--app-addr`, when the user named it;
-//! - any other socket the app's processes listen on ([`super::discover`]),
-//!   taken when it answers HTTP.
+//! - `--app-addr`, when the user named it (a TCP address or `unix:PATH`);
+//! - any other socket the app's processes listen on, TCP or Unix
+//!   ([`super::discover`]), taken when it answers HTTP.
 //!
 //! Waiting has no fixed sleeps: polls start 2 ms apart and back off to
 //! 25 ms, and the app's exit ends the wait at once.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
+use super::addr::AppAddr;
 use super::child::{Child, Exit};
 use super::discover;
 use crate::ui::Ui;
@@ -49,12 +48,12 @@ impl Via {
 }
 
 /// Where a ready app takes requests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Ready {
     /// Where the proxy connects.
-    pub addr: SocketAddr,
+    pub addr: AppAddr,
     /// Where the app listens, as it bound it (`0.0.0.0:3000`).
-    pub local: SocketAddr,
+    pub local: AppAddr,
     pub via: Via,
 }
 
@@ -72,7 +71,7 @@ pub enum NotReady {
 /// What to wait for.
 pub struct Wait<'a> {
     pub health: Option<&'a str>,
-    pub app_addr: Option<SocketAddr>,
+    pub app_addr: Option<AppAddr>,
     pub timeout: Duration,
     /// Shown in the status line of a slow start.
     pub name: &'a str,
@@ -122,8 +121,8 @@ pub async fn wait(child: &Child, wait: &Wait<'_>, ui: &Ui) -> Result<Ready, NotR
         tokio::select! {
             Ok(()) = &mut passed.0 => {
                 return Ok(Ready {
-                    addr: child.passed.addr,
-                    local: child.passed.addr,
+                    addr: child.passed.addr.into(),
+                    local: child.passed.addr.into(),
                     via: Via::Passed,
                 });
             }
@@ -139,7 +138,7 @@ pub async fn wait(child: &Child, wait: &Wait<'_>, ui: &Ui) -> Result<Ready, NotR
 struct Seen {
     port: Option<String>,
     configured: Option<String>,
-    discovered: Vec<(SocketAddr, String)>,
+    discovered: Vec<(AppAddr, String)>,
 }
 
 impl Seen {
@@ -156,7 +155,7 @@ impl Seen {
                 child.passed.addr
             ),
         ];
-        if let Some(addr) = wait.app_addr {
+        if let Some(addr) = &wait.app_addr {
             tried.push(format!(
                 "--app-addr {addr}: {}",
                 self.configured.clone().unwrap_or_else(none)
@@ -178,22 +177,23 @@ impl Seen {
 
 /// One round over the places that need polling.
 async fn poll(child: &Child, wait: &Wait<'_>, seen: &mut Seen) -> Option<Ready> {
-    match answers(child.port, wait.health, false).await {
+    let port = AppAddr::Tcp(child.port);
+    match answers(&port, wait.health, false).await {
         Ok(()) => {
             return Some(Ready {
-                addr: child.port,
-                local: child.port,
+                addr: port.clone(),
+                local: port,
                 via: Via::Port,
             })
         }
         Err(why) => seen.port = Some(why),
     }
-    if let Some(addr) = wait.app_addr {
+    if let Some(addr) = &wait.app_addr {
         match answers(addr, wait.health, false).await {
             Ok(()) => {
                 return Some(Ready {
-                    addr,
-                    local: addr,
+                    addr: addr.clone(),
+                    local: addr.clone(),
                     via: Via::Configured,
                 })
             }
@@ -203,11 +203,11 @@ async fn poll(child: &Child, wait: &Wait<'_>, seen: &mut Seen) -> Option<Ready> 
     let found = discover::listening(child.pid(), &[child.passed.inode]);
     seen.discovered.clear();
     for socket in found {
-        if socket.local.port() == child.port.port() {
+        if socket.local.tcp().map(|a| a.port()) == Some(child.port.port()) {
             continue;
         }
         let addr = socket.connect_addr();
-        match answers(addr, wait.health, true).await {
+        match answers(&addr, wait.health, true).await {
             Ok(()) => {
                 return Some(Ready {
                     addr,
@@ -223,9 +223,10 @@ async fn poll(child: &Child, wait: &Wait<'_>, seen: &mut Seen) -> Option<Ready> 
 
 /// Whether `addr` is ready: the health path answers 2xx, or without one a
 /// connect succeeds (or, with `http`, any HTTP answer to `GET /`).
-async fn answers(addr: SocketAddr, health: Option<&str>, http: bool) -> Result<(), String> {
+async fn answers(addr: &AppAddr, health: Option<&str>, http: bool) -> Result<(), String> {
     match (health, http) {
-        (None, false) => TcpStream::connect(addr)
+        (None, false) => addr
+            .connect()
             .await
             .map(drop)
             .map_err(|_| "nothing listening".to_owned()),
@@ -250,7 +251,7 @@ async fn passed_probe(passed: super::handoff::Passed, health: Option<String>) {
     let path = health.as_deref().unwrap_or("/");
     let mut delay = Duration::from_millis(5);
     loop {
-        match probe(passed.addr, path).await {
+        match probe(&AppAddr::Tcp(passed.addr), path).await {
             Some(code) if health.is_none() || (200..300).contains(&code) => return,
             _ => {}
         }
@@ -269,11 +270,11 @@ impl Drop for AbortOnDrop {
 }
 
 /// One `GET path` over a fresh connection: the status code, if any.
-async fn probe(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(addr).await.ok()?;
-    let _ = stream.set_nodelay(true);
+async fn probe(addr: &AppAddr, path: &str) -> Option<u16> {
+    let mut stream = addr.connect().await.ok()?;
+    let host = addr.authority();
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: manage-runserver\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: manage-runserver\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut reader = BufReader::new(stream);

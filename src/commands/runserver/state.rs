@@ -3,7 +3,6 @@
 //! ([`Problem`]), and how many requests are still running on an app
 //! ([`Backend`]), so an old app is only stopped once it is drained.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,15 +11,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Notify;
 
+use super::addr::{AppAddr, Connector};
 use super::build::Failure;
 use super::child::Exit;
 
 /// One app process as the proxy sees it.
 pub struct Backend {
+    /// Where the app takes connections.
+    pub addr: AppAddr,
     /// The app's address, as a URI authority made once.
     pub authority: hyper::http::uri::Authority,
     /// Its connection pool; none once its stop has begun.
@@ -29,20 +31,16 @@ pub struct Backend {
     idle: Notify,
 }
 
-pub type AppClient = Client<HttpConnector, Incoming>;
+pub type AppClient = Client<Connector, Incoming>;
 
 impl Backend {
-    pub fn new(addr: SocketAddr) -> Arc<Backend> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+    pub fn new(addr: &AppAddr) -> Arc<Backend> {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(15))
-            .build(connector);
+            .build(Connector::new(addr.clone()));
         Arc::new(Backend {
-            authority: addr
-                .to_string()
-                .parse()
-                .expect("a socket address is a valid authority"),
+            addr: addr.clone(),
+            authority: addr.authority(),
             client: Mutex::new(Some(client)),
             inflight: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -161,7 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_backend_drains_when_its_last_request_ends() {
-        let backend = Backend::new("127.0.0.1:9".parse().unwrap());
+        let backend = Backend::new(&AppAddr::Tcp("127.0.0.1:9".parse().unwrap()));
         let a = backend.enter();
         let b = backend.enter();
         let waiter = {
@@ -183,7 +181,7 @@ mod tests {
 
     #[tokio::test]
     async fn draining_is_bounded() {
-        let backend = Backend::new("127.0.0.1:9".parse().unwrap());
+        let backend = Backend::new(&AppAddr::Tcp("127.0.0.1:9".parse().unwrap()));
         let _stuck = backend.enter();
         let start = std::time::Instant::now();
         backend.drained(Duration::from_millis(100)).await;

@@ -301,7 +301,7 @@ impl Coordinator {
             ui: self.ui.clone(),
             cwd: self.config.plan.package_dir.clone(),
             health: self.config.health_path.clone(),
-            app_addr: self.config.app_addr,
+            app_addr: self.config.app_addr.clone(),
             ready_timeout: self.config.ready_timeout,
             force_start: self.current.is_none(),
             build_only: false,
@@ -371,11 +371,17 @@ impl Coordinator {
             old.backend.drained(grace).await;
             old.backend.close();
             let _ = old.child.stop(grace).await;
+            let _ = tokio::task::spawn_blocking(old.backend.addr.sweep()).await;
         }));
     }
 
     fn on_exit(&mut self, exit: Exit) {
-        let pid = self.current.take().map(|c| c.child.pid());
+        let ended = self.current.take();
+        let pid = ended.as_ref().map(|c| c.child.pid());
+        if let Some(ended) = &ended {
+            // Before the next save starts it again.
+            tokio::task::spawn_blocking(ended.backend.addr.sweep());
+        }
         let line = format!(
             "{} ({}) — waiting for a change to rebuild and restart it",
             self.ui.paint("The app exited", Tone::Bad),
@@ -413,6 +419,7 @@ impl Coordinator {
             let exit = current.child.stop(self.config.grace).await;
             self.ui
                 .verbose("Stopped", format!("the app ({})", exit.describe()));
+            let _ = tokio::task::spawn_blocking(current.backend.addr.sweep()).await;
         }
         for handle in self.retiring.drain(..) {
             let _ = handle.await;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::super::addr::display_addr;
 use super::super::build::Failure;
 use super::super::child::Exit;
-use super::super::config::display_addr;
 use super::super::cycle::{Cycle, CycleEnd, Retiree};
 use super::super::livereload::Event;
 use super::super::ready::{NotReady, Ready, Via};
@@ -93,7 +93,7 @@ impl Coordinator {
             } => {
                 self.note_build_inputs(&exe);
                 let reason = not_ready_reason(&why, self.config.addr);
-                let backend = Backend::new(ready.addr);
+                let backend = Backend::new(&ready.addr);
                 let exited = Box::pin(child.exited());
                 self.current = Some(Current {
                     child,
@@ -184,8 +184,8 @@ impl Coordinator {
                 ready,
             } => {
                 self.note_build_inputs(&exe);
-                self.on_ready(ready);
-                let backend = Backend::new(ready.addr);
+                self.on_ready(&ready);
+                let backend = Backend::new(&ready.addr);
                 let exited = Box::pin(child.exited());
                 let old = self.current.replace(Current {
                     child,
@@ -262,22 +262,22 @@ impl Coordinator {
     }
 
     /// Learns from where a new app answered.
-    fn on_ready(&mut self, ready: Ready) {
+    fn on_ready(&mut self, ready: &Ready) {
         match ready.via {
             Via::Passed | Via::Port => self.fixed = false,
             Via::Discovered | Via::Configured => {
                 if ready.via == Via::Discovered {
                     self.note_once(format!(
                         "the app listens on {}, not on $PORT; proxying there",
-                        display_addr(ready.local)
+                        ready.local
                     ));
                 }
-                if ready.local.ip().is_unspecified() {
+                if let Some(local) = ready.local.tcp().filter(|a| a.ip().is_unspecified()) {
                     self.note_once(format!(
                         "the app listens on all interfaces ({}): other machines reach it \
                          directly, past manage's host check. Bind 127.0.0.1 (or read HOST) \
                          to keep it to this machine",
-                        display_addr(ready.local)
+                        display_addr(local)
                     ));
                 }
                 self.fixed = true;
@@ -333,7 +333,8 @@ fn not_ready_reason(why: &NotReady, public: SocketAddr) -> String {
         NotReady::Exited(exit) => format!("it exited at start ({})", exit.describe()),
         NotReady::TimedOut { after, tried } => format!(
             "it did not answer within {} s. Tried: {tried}. \
-             If it listens somewhere manage cannot see, pass `--app-addr`",
+             If it listens somewhere manage cannot see, pass `--app-addr [ADDR:]PORT` \
+             (or `--app-addr unix:PATH` for a Unix socket)",
             after.as_secs()
         ),
     }

@@ -23,6 +23,7 @@ mod graceful;
 mod listenfd;
 mod own_address;
 mod own_var;
+mod unix_socket;
 
 use std::fs;
 use std::path::{Path, PathBuf};
