@@ -13,6 +13,7 @@ use anyhow::{bail, Result};
 
 use super::addr::{parse_addr, AppAddr};
 use super::build::BuildSpec;
+use super::editor::Editor;
 use super::events::Events;
 use super::migrations::MigrationCheck;
 use super::watch::WatchSet;
@@ -39,7 +40,11 @@ The app gets a listening socket as fd 3 (LISTEN_FDS=1, LISTEN_PID, as systemd
 and systemfd pass it) and HOST=127.0.0.1, PORT=<a free port>. An app that
 uses neither is found where it listens (a fixed port, its own variable), or
 named with --app-addr. manage holds the public address, so the browser never
-sees the app go down: a new build takes traffic only once it is ready.")]
+sees the app go down: a new build takes traffic only once it is ready.
+
+MANAGE_EDITOR (else EDITOR) makes each file:line in the error pages a link
+that opens your editor there: `vscode`, `zed`, `emacsclient`, `rustrover`...,
+or a template such as `myedit +{line} {file}`.")]
 pub struct Args {
     /// Where to listen: PORT, ADDR:PORT or [IPV6]:PORT [default: `dev-addr` setting, else 127.0.0.1:8000]
     #[arg(value_name = "[ADDR:]PORT")]
@@ -163,6 +168,8 @@ pub struct Config {
     pub app_args: Vec<String>,
     /// `--events`' sink (or none).
     pub events: Events,
+    /// Where file:line links in the error pages open (`MANAGE_EDITOR`).
+    pub editor: Option<Arc<Editor>>,
 }
 
 /// Everything a cycle needs, derived from the project and the flags.
@@ -253,13 +260,17 @@ impl Config {
                 args.app_args
             },
             events,
+            editor: Editor::from_env(project.workspace_root())?.map(Arc::new),
         })
     }
 
     /// The snapshot after Cargo.toml changed: the same flags over the new
     /// settings, binaries and members.
     pub fn reload(&self, project: &Project) -> Result<Config> {
-        Config::resolve(self.args.clone(), project, self.events.clone())
+        let mut new = Config::resolve(self.args.clone(), project, self.events.clone())?;
+        // Open pages carry the editor links' token: it stays.
+        new.editor = self.editor.clone();
+        Ok(new)
     }
 
     /// The settings that differ in `new`, by their names in Cargo.toml.

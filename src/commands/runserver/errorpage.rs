@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::build::Failure;
 use super::child::Exit;
+use super::editor::{self, Editor};
 use super::state::Problem;
 use crate::render;
 
@@ -17,6 +18,8 @@ use crate::render;
 struct DiagnosticView {
     file: Option<String>,
     line: Option<usize>,
+    /// The editor link for `file:line`, escaped.
+    href: Option<String>,
     message: String,
     /// Already-escaped HTML.
     html: String,
@@ -45,11 +48,15 @@ fn html_escape(text: &str) -> String {
 }
 
 /// The title and HTML fragment for a problem. `hold` is how long a
-/// request waits for a build.
-pub fn describe(problem: &Problem, hold: std::time::Duration) -> (&'static str, String) {
+/// request waits for a build; `editor` makes file:line links.
+pub fn describe(
+    problem: &Problem,
+    hold: std::time::Duration,
+    editor: Option<&Editor>,
+) -> (&'static str, String) {
     match problem {
-        Problem::BuildFailed(failure) => ("Build failed", build_failed(failure)),
-        Problem::Crashed(exit) => ("The app exited", crashed(exit)),
+        Problem::BuildFailed(failure) => ("Build failed", build_failed(failure, editor)),
+        Problem::Crashed(exit) => ("The app exited", crashed(exit, editor)),
         Problem::NotReady(why) => ("The app is not running", not_running(why)),
         Problem::Building => ("Building", building(hold.as_secs())),
     }
@@ -87,7 +94,7 @@ pub fn text(problem: &Problem, hold: std::time::Duration) -> String {
 }
 
 /// The HTML fragment for a failed build (errors first, then warnings).
-fn build_failed(failure: &Failure) -> String {
+fn build_failed(failure: &Failure, editor: Option<&Editor>) -> String {
     let diagnostics = &failure.diagnostics;
     let errors = failure.errors();
     let mut shown: Vec<_> = diagnostics.iter().filter(|d| d.is_error).collect();
@@ -97,8 +104,14 @@ fn build_failed(failure: &Failure) -> String {
         .map(|d| DiagnosticView {
             file: d.file.clone(),
             line: d.line,
+            href: match (editor, &d.file, d.line) {
+                (Some(editor), Some(file), Some(line)) => {
+                    editor.href(file, u32::try_from(line).unwrap_or(1), 1)
+                }
+                _ => None,
+            },
             message: d.message.clone(),
-            html: ansi_html(d.rendered.trim_end()),
+            html: editor::linkify(&ansi_html(d.rendered.trim_end()), editor),
         })
         .collect();
     let summary = format!(
@@ -114,11 +127,11 @@ fn build_failed(failure: &Failure) -> String {
 }
 
 /// The HTML fragment for an app that exited.
-fn crashed(exit: &Exit) -> String {
+fn crashed(exit: &Exit, editor: Option<&Editor>) -> String {
     fragment(context! {
         kind => "crash",
         status => exit.describe(),
-        stderr_html => ansi_html(&exit.output_tail.join("\n")),
+        stderr_html => editor::linkify(&ansi_html(&exit.output_tail.join("\n")), editor),
     })
 }
 
@@ -164,11 +177,14 @@ mod tests {
             file: Some("src/<main>.rs".into()),
             line: Some(3),
         };
-        let html = build_failed(&Failure {
-            diagnostics: vec![d],
-            cargo_errors: vec!["error: <b>cargo</b>".into()],
-            elapsed: std::time::Duration::ZERO,
-        });
+        let html = build_failed(
+            &Failure {
+                diagnostics: vec![d],
+                cargo_errors: vec!["error: <b>cargo</b>".into()],
+                elapsed: std::time::Duration::ZERO,
+            },
+            None,
+        );
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<img"), "{html}");
         assert!(!html.contains("<b>cargo"), "{html}");

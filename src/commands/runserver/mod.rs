@@ -25,6 +25,7 @@ pub mod config;
 pub mod coordinator;
 pub mod cycle;
 pub mod discover;
+pub mod editor;
 pub mod errorpage;
 pub mod events;
 pub mod fingerprint;

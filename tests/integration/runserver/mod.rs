@@ -6,6 +6,7 @@
 //! (`livereload`), and what it tells scripts (`events`).
 
 mod apps;
+mod editor;
 mod events;
 mod hosts;
 mod livereload;

@@ -342,7 +342,7 @@ impl Coordinator {
     /// Publishes a problem to the proxy, in one update with `also`, then
     /// to the open tabs (so that a page loaded on the tabs' news shows it).
     fn publish_problem(&self, problem: Problem, also: impl FnOnce(&mut AppState)) {
-        let (_, fragment) = errorpage::describe(&problem, HOLD);
+        let (_, fragment) = errorpage::describe(&problem, HOLD, self.config.editor.as_deref());
         self.state.send_modify(|s| {
             also(s);
             s.problem = Some(problem);

@@ -182,6 +182,11 @@ async fn route(
 
     let path = req.uri().path();
     if let Some(endpoint) = path.strip_prefix(RESERVED) {
+        if let (Some(editor), "open") = (&config.editor, endpoint) {
+            let query = req.uri().query().unwrap_or("");
+            let (status, text) = editor.open(query, req.headers(), &host);
+            return plain(status, &text);
+        }
         return reserved(endpoint, &state, config);
     }
     if let Some(statics) = &config.statics {
@@ -242,7 +247,9 @@ fn reserved(
             let state = state.borrow().clone();
             let pending = config.pending_migrations();
             let (title, fragment) = match &state.problem {
-                Some(problem) => errorpage::describe(problem, config.hold),
+                Some(problem) => {
+                    errorpage::describe(problem, config.hold, config.editor.as_deref())
+                }
                 None if !pending.is_empty() => {
                     ("Unapplied migrations", errorpage::migrations(&pending))
                 }
@@ -427,7 +434,8 @@ fn unavailable(state: &AppState, config: &ProxyConfig, wants_html: bool) -> Resp
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     if wants_html {
-        let (title, fragment) = errorpage::describe(&problem, config.hold);
+        let (title, fragment) =
+            errorpage::describe(&problem, config.hold, config.editor.as_deref());
         return html(status, errorpage::page(title, &fragment, config.livereload));
     }
     plain(status, &errorpage::text(&problem, config.hold))

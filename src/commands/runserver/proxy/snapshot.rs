@@ -11,6 +11,7 @@ use anyhow::Result;
 use tokio::sync::watch;
 
 use super::super::config::{Config, HOLD};
+use super::super::editor::Editor;
 use super::super::hosts::AllowedHosts;
 use super::super::livereload::{Hub, Snippets};
 use super::super::migrations::Pending;
@@ -31,6 +32,7 @@ pub struct ProxyConfig {
     pub ui: Ui,
     /// Unapplied migrations, from the check before each start.
     pub migrations: Option<watch::Receiver<Pending>>,
+    pub editor: Option<Arc<Editor>>,
 }
 
 /// The proxy's end of the snapshots: none until the project is read.
@@ -59,6 +61,7 @@ impl ProxyConfig {
             },
             ui: ui.clone(),
             migrations: config.migrations.as_ref().map(|check| check.subscribe()),
+            editor: config.editor.clone(),
         })
     }
 
