@@ -7,5 +7,6 @@
 mod access_log;
 mod browser;
 mod db;
+mod frameworks;
 mod pages;
 mod reload;
