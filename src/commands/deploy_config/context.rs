@@ -123,8 +123,14 @@ pub struct Kubernetes {
     pub app: String,
     /// Each overlay's namespace is `NAMESPACE-ENVIRONMENT`.
     pub namespace: String,
+    /// `gateway` (an HTTPRoute) or `ingress`.
+    pub routing: &'static str,
+    /// The Gateway the HTTPRoute attaches to.
+    pub gateway: GatewayRef,
     pub ingress_class: String,
-    pub ingress_namespace: String,
+    /// Where the NetworkPolicy admits requests from: a namespace, or (for
+    /// a Gateway) the Gateway's own pods.
+    pub proxy: ProxySource,
     pub cert_manager_issuer: String,
     /// The Secret holding the certificate (cert-manager writes it with
     /// `tls = "letsencrypt"`; with `custom` the operator creates it).
@@ -141,27 +147,29 @@ pub struct Kubernetes {
     pub image_tag: String,
     /// `DATABASE_URL` for the app: PostgreSQL's Service, no password.
     pub database_url: String,
-    /// `proxy-connect-timeout` and `proxy-read-timeout` in whole seconds,
-    /// as ingress-nginx's annotations take them.
-    pub proxy_connect_seconds: u64,
+    /// `proxy-read-timeout` in whole seconds: the HTTPRoute's request
+    /// timeout.
     pub proxy_read_seconds: u64,
-    /// `rate-limit` as ingress-nginx's `limit-rps` or `limit-rpm`, and
-    /// `rate-limit-burst` as its multiplier of that rate.
-    pub limit_annotation: &'static str,
-    pub limit_rate: u64,
-    pub limit_burst_multiplier: u64,
-    /// `rate-limit-paths`, each an Ingress of its own with its limit.
-    pub path_limits: Vec<IngressLimit>,
 }
 
-/// A rate limit in ingress-nginx's terms, for one path.
+/// The Gateway of `routing = "gateway"`.
 #[derive(Debug, Clone, Serialize)]
-pub struct IngressLimit {
-    pub path: String,
-    /// `limit-rps` or `limit-rpm`.
-    pub annotation: &'static str,
-    pub rate: u64,
-    pub burst_multiplier: u64,
+pub struct GatewayRef {
+    pub name: String,
+    /// `None`: the app's namespace.
+    pub namespace: Option<String>,
+    /// Written by manage (with this class), else an existing one.
+    pub class: Option<String>,
+}
+
+/// Who may send requests to the app's pods.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxySource {
+    /// Pods of this namespace (the ingress controller's).
+    pub namespace: Option<String>,
+    /// Pods labelled `gateway.networking.k8s.io/gateway-name` with this
+    /// name (a Gateway's data plane), in `namespace` or the app's own.
+    pub gateway_pods: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,10 +1,13 @@
 //! The `kubernetes` target of `manage deploy-config`: a snapshot of every
 //! manifest, each overlay rendered by `kubectl kustomize`, the output held
 //! to the API schemas of the oldest and the newest Kubernetes that
-//! kubernetes-validate knows (`--strict`: no unknown fields), to checkov
-//! (no failed check; the skipped ones are justified in the templates) and
-//! to yamllint, for each TLS mode; and every bad Kubernetes setting refused
-//! with nothing written.
+//! kubernetes-validate knows (`--strict`: no unknown fields), the Gateway
+//! API objects to the v1.6.1 Standard CRDs' schemas (strictly, with
+//! `tests/support/gateway_api.py`), to checkov (no failed check; the
+//! skipped ones are justified in the templates) and to yamllint, for each
+//! TLS mode and each way in (the app's own Gateway, an existing Gateway, a
+//! plain Ingress); and every bad Kubernetes setting refused with nothing
+//! written.
 //!
 //! No cluster runs here: these are the offline gates (see
 //! shared/research/deploy.md, B). kubectl, kubernetes-validate, checkov
@@ -88,11 +91,61 @@ fn validate(file: &Path, version: &str) -> Result<(), String> {
     }
 }
 
-const BASE: [&str; 8] = [
+/// The Gateway API's Standard CRDs, v1.6.1: data beside the checkout,
+/// never copied into it.
+fn gateway_crds() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/gateway-api-v1.6.1");
+    assert!(
+        dir.join("httproutes.yaml").is_file(),
+        "the Gateway API CRDs are not at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// The Gateway API objects of `file` against the CRDs' schemas; the
+/// checker's report, or why it failed.
+fn validate_gateway(file: &Path) -> Result<String, String> {
+    let out = run(Command::new(venv_tool("python3"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/gateway_api.py"))
+        .arg(gateway_crds())
+        .arg(file));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+/// `file` split in two: the Gateway API's objects and the rest (which
+/// kubernetes-validate has schemas for), each written beside it.
+fn split_gateway(file: &Path) -> (PathBuf, PathBuf) {
+    let text = fs::read_to_string(file).unwrap();
+    let (mut gateway, mut core) = (Vec::new(), Vec::new());
+    for doc in text.split("\n---\n") {
+        let doc = doc.trim_start_matches("---\n");
+        if doc.contains("apiVersion: gateway.networking.k8s.io/") {
+            gateway.push(doc);
+        } else {
+            core.push(doc);
+        }
+    }
+    let write = |suffix: &str, docs: &[&str]| {
+        let path = file.with_extension(suffix);
+        fs::write(&path, docs.join("\n---\n")).unwrap();
+        path
+    };
+    (write("gateway.yaml", &gateway), write("core.yaml", &core))
+}
+
+const BASE: [&str; 9] = [
     "kustomization.yaml",
     "deployment.yaml",
     "service.yaml",
-    "ingress.yaml",
+    "gateway.yaml",
+    "httproute.yaml",
     "pdb.yaml",
     "hpa.yaml",
     "networkpolicy.yaml",
@@ -162,7 +215,6 @@ fn every_manifest_is_snapshotted() {
 #[allow(clippy::print_stderr)]
 fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
     let s = site("kubeok");
-    limit_path(&s.project, "/login");
     let (oldest, newest) = kubernetes_versions();
     let yamllint = venv_tool("yamllint");
     let mut timings = Vec::new();
@@ -205,21 +257,33 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
                 statics,
                 "{text}"
             );
-            assert!(
-                text.contains("nginx.ingress.kubernetes.io/limit-rpm: \"10\"\n"),
-                "{text}"
-            );
+            // The Gateway API, and no controller's own annotations.
+            assert!(!text.contains("nginx.ingress.kubernetes.io"), "{text}");
+            assert!(!text.contains("kind: Ingress\n"), "{text}");
+            assert!(text.contains("kind: HTTPRoute\n"), "{text}");
+            assert!(text.contains("gatewayClassName: nginx\n"), "{text}");
             assert_eq!(
                 text.contains("cert-manager.io/cluster-issuer: letsencrypt"),
                 tls == "letsencrypt"
             );
-            assert_eq!(text.contains("secretName: kubeok-tls"), tls != "off");
+            assert_eq!(text.contains("name: kubeok-tls\n"), tls != "off");
+            assert_eq!(text.contains("name: kubeok-https-redirect\n"), tls != "off");
+            assert_eq!(text.contains("sectionName: https-1\n"), tls != "off");
+            let (gateway, core) = split_gateway(&file);
+            let report = validate_gateway(&gateway)
+                .unwrap_or_else(|e| panic!("{tls}/{env}: the Gateway API schemas:\n{e}"));
+            let objects = if tls == "off" { 2 } else { 3 };
+            assert_eq!(
+                report.matches(": valid against").count(),
+                objects,
+                "{report}"
+            );
             // Staging starts small; production at `instances` (2).
             let floor = if env == "staging" { 1 } else { 2 };
             assert!(text.contains(&format!("minReplicas: {floor}\n")), "{text}");
             let started = std::time::Instant::now();
             for version in [&oldest, &newest] {
-                validate(&file, version)
+                validate(&core, version)
                     .unwrap_or_else(|e| panic!("{tls}/{env} against {version}: {e}"));
             }
             let validated = started.elapsed();
@@ -236,6 +300,76 @@ fn overlays_render_and_pass_the_schemas_checkov_and_yamllint() {
         }
     }
     eprintln!("{}", timings.join("\n"));
+}
+
+/// The two other ways in: an HTTPRoute on an existing Gateway (no Gateway
+/// written; the NetworkPolicy admits that Gateway's pods from its
+/// namespace), and a plain Ingress free of any controller's annotations.
+#[test]
+fn an_existing_gateway_and_a_plain_ingress_render_and_pass_the_schemas() {
+    let (_, newest) = kubernetes_versions();
+    for (name, table) in [
+        ("kubeshared", "gateway = \"infra/shared\"\n"),
+        (
+            "kubeingress",
+            "routing = \"ingress\"\ningress-class = \"haproxy\"\n",
+        ),
+    ] {
+        let s = site(name);
+        kubernetes_table(&s.project, table);
+        let out = s.scratch.join("out");
+        generate(&s, &out, &["--tls", "letsencrypt"]);
+        let base = out.join("kubernetes/base");
+        let file = render(&out, "production");
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("nginx.ingress.kubernetes.io"), "{text}");
+        assert!(
+            !base.join("gateway.yaml").exists(),
+            "{name}: a Gateway was written"
+        );
+        let (gateway, core) = split_gateway(&file);
+        validate(&core, &newest).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name == "kubeshared" {
+            assert!(!base.join("ingress.yaml").exists());
+            assert!(!text.contains("kind: Gateway\n"), "{text}");
+            let route = fs::read_to_string(base.join("httproute.yaml")).unwrap();
+            assert!(
+                route.contains("    - name: shared\n      namespace: infra\n"),
+                "{route}"
+            );
+            assert!(!route.contains("sectionName"), "{route}");
+            assert!(
+                !route.contains("https-redirect"),
+                "the shared Gateway's owners redirect"
+            );
+            let policy = fs::read_to_string(base.join("networkpolicy.yaml")).unwrap();
+            assert!(
+                policy.contains(
+                    "        - podSelector:\n            matchLabels:\n              \
+                     gateway.networking.k8s.io/gateway-name: shared\n          \
+                     namespaceSelector:\n            matchLabels:\n              \
+                     kubernetes.io/metadata.name: infra\n"
+                ),
+                "{policy}"
+            );
+            let report = validate_gateway(&gateway).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(report.matches(": valid against").count(), 1, "{report}");
+        } else {
+            assert!(!base.join("httproute.yaml").exists());
+            assert!(text.contains("kind: Ingress\n"), "{text}");
+            assert!(text.contains("ingressClassName: haproxy\n"), "{text}");
+            assert!(
+                text.contains("cert-manager.io/cluster-issuer: letsencrypt"),
+                "{text}"
+            );
+            assert!(
+                text.contains("kubernetes.io/metadata.name: ingress-nginx\n"),
+                "the controller's namespace, by default: {text}"
+            );
+            assert!(!text.contains("gateway.networking.k8s.io"), "{text}");
+        }
+        checkov("kubernetes", &file, 100).unwrap_or_else(|e| panic!("checkov, {name}:\n{e}"));
+    }
 }
 
 /// The gates can fail: a misspelt field fails the schemas, and a container
@@ -274,6 +408,44 @@ fn the_gates_fail_on_a_broken_manifest() {
         .unwrap_err()
         .contains("'sleep' was unexpected"));
 
+    // A misspelt Gateway API field, a field out of place, a version the
+    // CRDs do not have.
+    let (gateway, _) = split_gateway(&file);
+    let routes = fs::read_to_string(&gateway).unwrap();
+    validate_gateway(&gateway).expect("the generated objects are valid");
+    for (from, to, why) in [
+        (
+            "sectionName: https-1",
+            "section: https-1",
+            "'section' was unexpected",
+        ),
+        ("type: PathPrefix", "type: Prefix", "'Prefix' is not one of"),
+        (
+            "gatewayClassName: nginx",
+            "className: nginx",
+            "'gatewayClassName' is a required property",
+        ),
+        ("request: 60s", "request: 60 seconds", "does not match"),
+    ] {
+        assert!(routes.contains(from), "no {from:?} in:\n{routes}");
+        let broken = out.join("broken.gateway.yaml");
+        fs::write(&broken, routes.replacen(from, to, 1)).unwrap();
+        let err = validate_gateway(&broken).unwrap_err();
+        assert!(err.contains(why), "{from} -> {to}: {err}");
+    }
+    let alpha = out.join("alpha.gateway.yaml");
+    fs::write(
+        &alpha,
+        routes.replace(
+            "gateway.networking.k8s.io/v1\n",
+            "gateway.networking.k8s.io/v9\n",
+        ),
+    )
+    .unwrap();
+    assert!(validate_gateway(&alpha)
+        .unwrap_err()
+        .contains("not in the CRDs"));
+
     let escalating = out.join("escalating.yaml");
     fs::write(
         &escalating,
@@ -299,11 +471,11 @@ fn kubernetes_table(project: &Path, table: &str) {
 #[test]
 fn bad_kubernetes_settings_are_refused_and_nothing_is_written() {
     let s = site("kubebadset");
-    // A path ingress-nginx refuses in a Prefix Ingress path (a `.`).
-    limit_path(&s.project, "/login.php");
     kubernetes_table(
         &s.project,
         r#"namespace = "prod\nkind: ClusterRole"
+routing = "ingres"
+gateway-class = "Envoy Gateway"
 ingress-class = "nginx\"; x"
 ingress-namespace = "Ingress-NGINX"
 cert-manager-issuer = "-le"
@@ -327,7 +499,7 @@ image = "Registry.example.com/App:latest"
         .assert()
         .code(1)
         .stderr(
-            predicate::str::contains("16 invalid deploy settings; nothing was written")
+            predicate::str::contains("17 invalid deploy settings; nothing was written")
                 .and(predicate::str::contains(
                     "`database` = `sqlite`: the `kubernetes` target runs replicas",
                 ))
@@ -374,7 +546,10 @@ image = "Registry.example.com/App:latest"
                     "`container.image` = `Registry.example.com/App:latest`",
                 ))
                 .and(predicate::str::contains(
-                    "`rate-limit-paths.\"/login.php\"` = `/login.php`: `.` cannot be",
+                    "`kubernetes.routing` = `ingres`: is `gateway`",
+                ))
+                .and(predicate::str::contains(
+                    "`kubernetes.gateway-class` = `Envoy Gateway`: is a Kubernetes object name",
                 )),
         );
     assert!(!out.exists(), "{:?}", tree(&out));

@@ -1,5 +1,5 @@
 //! The Kubernetes target: a kustomize base (the app's Deployment, Service,
-//! Ingress, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicies,
+//! HTTPRoute and Gateway, or an Ingress, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicies,
 //! ConfigMap and PostgreSQL; the migrations run in an init container) and
 //! an overlay for each environment (its namespace and image tag). The app
 //! serves its static files itself (`STATIC_ROOT`).
@@ -16,7 +16,6 @@ const BASE: &[(&str, &str)] = &[
     ),
     ("kubernetes/base/deployment.yaml.jinja", "deployment.yaml"),
     ("kubernetes/base/service.yaml.jinja", "service.yaml"),
-    ("kubernetes/base/ingress.yaml.jinja", "ingress.yaml"),
     ("kubernetes/base/pdb.yaml.jinja", "pdb.yaml"),
     ("kubernetes/base/hpa.yaml.jinja", "hpa.yaml"),
     (
@@ -48,6 +47,20 @@ pub fn plan(ctx: &Context, files: &mut Vec<Planned>) {
         })
     };
     for (template, file) in BASE {
+        add(template, format!("base/{file}"), View::Machine(0));
+    }
+    // How requests come in: the Gateway API's HTTPRoute (and the app's own
+    // Gateway, unless it attaches to one), or a plain Ingress.
+    let routing: &[(&'static str, &str)] =
+        match (ctx.kubernetes.routing, &ctx.kubernetes.gateway.class) {
+            ("ingress", _) => &[("kubernetes/base/ingress.yaml.jinja", "ingress.yaml")],
+            (_, Some(_)) => &[
+                ("kubernetes/base/gateway.yaml.jinja", "gateway.yaml"),
+                ("kubernetes/base/httproute.yaml.jinja", "httproute.yaml"),
+            ],
+            (_, None) => &[("kubernetes/base/httproute.yaml.jinja", "httproute.yaml")],
+        };
+    for (template, file) in routing {
         add(template, format!("base/{file}"), View::Machine(0));
     }
     for (i, env) in ctx.kubernetes.environments.iter().enumerate() {

@@ -44,11 +44,22 @@ impl Default for Container {
 pub struct Kubernetes {
     /// [default: the package name, as a DNS label]
     pub namespace: Option<String>,
-    /// `ingressClassName` of the Ingress.
+    /// How requests reach the Service: `gateway` (an HTTPRoute of the
+    /// Gateway API) or `ingress` (a plain Ingress).
+    pub routing: String,
+    /// The GatewayClass of the Gateway manage writes (`routing = "gateway"`
+    /// without `gateway`).
+    pub gateway_class: String,
+    /// An existing Gateway to attach the HTTPRoute to, `NAME` or
+    /// `NAMESPACE/NAME`; then manage writes none.
+    pub gateway: Option<String>,
+    /// `ingressClassName` of the Ingress (`routing = "ingress"`).
     pub ingress_class: String,
-    /// Where the ingress controller runs; the NetworkPolicy admits traffic
-    /// only from there.
-    pub ingress_namespace: String,
+    /// Where the proxy pods run; the NetworkPolicy admits traffic only from
+    /// there [default: `ingress-nginx` for an Ingress; for a Gateway, its
+    /// own pods (the `gateway.networking.k8s.io/gateway-name` label), in
+    /// its namespace].
+    pub ingress_namespace: Option<String>,
     /// cert-manager ClusterIssuer for `tls = "letsencrypt"`.
     pub cert_manager_issuer: String,
     /// One kustomize overlay each.
@@ -66,8 +77,11 @@ impl Default for Kubernetes {
     fn default() -> Self {
         Kubernetes {
             namespace: None,
+            routing: "gateway".into(),
+            gateway_class: "nginx".into(),
+            gateway: None,
             ingress_class: "nginx".into(),
-            ingress_namespace: "ingress-nginx".into(),
+            ingress_namespace: None,
             cert_manager_issuer: "letsencrypt".into(),
             environments: vec!["staging".into(), "production".into()],
             max_replicas: 10,

@@ -1,15 +1,15 @@
 //! The Kubernetes target's settings
 //! (`[package.metadata.manage.deploy.kubernetes]`) and what the manifests
 //! derive from the others: object names from the package name, the image
-//! tag from its version, `DATABASE_URL` for PostgreSQL's Service, and
-//! ingress-nginx's annotations from the nginx limits.
+//! tag from its version, `DATABASE_URL` for PostgreSQL's Service, the
+//! Gateway (or Ingress) the requests come through, and who may send them.
 //!
 //! The manifests paste these values into YAML, so each is held to the
 //! grammar Kubernetes gives it (a DNS label, a quantity, an image tag)
 //! rather than to YAML's quoting rules.
 
 use super::super::checks::*;
-use super::super::context::{Db, IngressLimit, Kubernetes, PathLimit};
+use super::super::context::{Db, GatewayRef, Kubernetes, ProxySource};
 use super::super::settings::Settings;
 use super::web::Limits;
 
@@ -22,7 +22,6 @@ pub struct Inputs<'a> {
     pub replicas: u64,
     pub db: &'a Db,
     pub limits: &'a Limits,
-    pub path_limits: &'a [PathLimit],
 }
 
 /// `APP-postgres-0` and the StatefulSet's `controller-revision-hash`
@@ -51,8 +50,34 @@ pub fn kubernetes(p: &mut Problems, s: &Settings, i: &Inputs) -> Kubernetes {
         "kubernetes.namespace",
         k.namespace.as_deref().unwrap_or(&app),
     );
+    let routing = match k.routing.as_str() {
+        "gateway" => "gateway",
+        "ingress" => "ingress",
+        other => {
+            p.add(
+                "kubernetes.routing",
+                other,
+                "is `gateway` (an HTTPRoute of the Gateway API) or `ingress` (a plain Ingress)",
+            );
+            "gateway"
+        }
+    };
     let ingress_class = dns_label(p, "kubernetes.ingress-class", &k.ingress_class);
-    let ingress_namespace = dns_label(p, "kubernetes.ingress-namespace", &k.ingress_namespace);
+    let gateway = gateway(p, k, &app);
+    let proxy = match k.ingress_namespace.as_deref() {
+        Some(ns) => ProxySource {
+            namespace: dns_label(p, "kubernetes.ingress-namespace", ns),
+            gateway_pods: None,
+        },
+        None if routing == "ingress" => ProxySource {
+            namespace: Some("ingress-nginx".into()),
+            gateway_pods: None,
+        },
+        None => ProxySource {
+            namespace: gateway.namespace.clone(),
+            gateway_pods: Some(gateway.name.clone()),
+        },
+    };
     let cert_manager_issuer =
         dns_label(p, "kubernetes.cert-manager-issuer", &k.cert_manager_issuer);
     let environments = environments(p, s, namespace.as_deref());
@@ -92,25 +117,6 @@ pub fn kubernetes(p: &mut Problems, s: &Settings, i: &Inputs) -> Kubernetes {
         }
     }
     let image_tag = image_tag(p, i.version);
-    let path_limits = i
-        .path_limits
-        .iter()
-        .filter(|l| {
-            let key = format!("rate-limit-paths.\"{}\"", l.path);
-            ingress_path(p, &key, &l.path)
-        })
-        .map(|l| {
-            let (annotation, rate, burst_multiplier) = rate(&l.rate, l.burst);
-            IngressLimit {
-                path: l.path.clone(),
-                annotation,
-                rate,
-                burst_multiplier,
-            }
-        })
-        .collect();
-    let (limit_annotation, limit_rate, limit_burst_multiplier) =
-        rate(&i.limits.rate_limit, i.limits.rate_limit_burst);
     let db = i.db;
     Kubernetes {
         database_url: format!(
@@ -120,8 +126,10 @@ pub fn kubernetes(p: &mut Problems, s: &Settings, i: &Inputs) -> Kubernetes {
         tls_secret: format!("{app}-tls"),
         app,
         namespace: namespace.unwrap_or_default(),
+        routing,
+        gateway,
         ingress_class: ingress_class.unwrap_or_default(),
-        ingress_namespace: ingress_namespace.unwrap_or_default(),
+        proxy,
         cert_manager_issuer: cert_manager_issuer.unwrap_or_default(),
         environments,
         replicas: i.replicas,
@@ -131,46 +139,55 @@ pub fn kubernetes(p: &mut Problems, s: &Settings, i: &Inputs) -> Kubernetes {
         memory_limit: memory_limit.unwrap_or_default(),
         database_storage: database_storage.unwrap_or_default(),
         image_tag: image_tag.unwrap_or_default(),
-        proxy_connect_seconds: seconds(&i.limits.proxy_connect_timeout),
         proxy_read_seconds: seconds(&i.limits.proxy_read_timeout),
-        limit_annotation,
-        limit_rate,
-        limit_burst_multiplier,
-        path_limits,
     }
 }
 
-/// An nginx rate (`30r/s`, `10r/m`; validated) and burst as ingress-nginx
-/// has them: the annotation, the rate, and the burst as a multiple of the
-/// rate (ingress-nginx allows `rate × multiplier` beyond the rate).
-fn rate(rate: &str, burst: u64) -> (&'static str, u64, u64) {
-    let (annotation, n) = match rate.split_once("r/") {
-        Some((n, "m")) => ("limit-rpm", n.parse().unwrap_or(0)),
-        Some((n, _)) => ("limit-rps", n.parse().unwrap_or(0)),
-        None => ("limit-rps", 0),
+/// The Gateway the HTTPRoute attaches to: `gateway` (`NAME` or
+/// `NAMESPACE/NAME`, an existing one), else one named after the app that
+/// manage writes with `gateway-class`.
+fn gateway(
+    p: &mut Problems,
+    k: &crate::commands::deploy_config::settings::Kubernetes,
+    app: &str,
+) -> GatewayRef {
+    let Some(text) = k.gateway.as_deref() else {
+        return GatewayRef {
+            name: app.to_owned(),
+            namespace: None,
+            class: dns_subdomain(p, "kubernetes.gateway-class", &k.gateway_class),
+        };
     };
-    (annotation, n, burst.div_ceil(n.max(1)).max(1))
+    let (namespace, name) = match text.split_once('/') {
+        Some((ns, name)) => (dns_label(p, "kubernetes.gateway", ns), name),
+        None => (None, text),
+    };
+    GatewayRef {
+        name: dns_subdomain(p, "kubernetes.gateway", name).unwrap_or_default(),
+        namespace,
+        class: None,
+    }
 }
 
-/// A path an Ingress can route with `pathType: Prefix`: ingress-nginx
-/// (its `strict-validate-path-type`, on by default) refuses any character
-/// but letters, digits, `_`, `-` and `/` there, a `.` included.
-fn ingress_path(p: &mut Problems, setting: &str, path: &str) -> bool {
-    match first_not(path, |c| {
-        c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/')
-    }) {
-        Some(c) => {
-            p.add(
-                setting,
-                path,
-                format!(
-                    "{} cannot be in an Ingress path for ingress-nginx (letters, digits, `_`, `-`, `/`); choose another path or leave out the `kubernetes` target",
-                    describe(c)
-                ),
-            );
-            false
-        }
-        None => true,
+/// An object name: DNS labels joined by `.`, at most 253 characters.
+fn dns_subdomain(p: &mut Problems, setting: &str, value: &str) -> Option<String> {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if value.len() <= 253 && value.split('.').all(label) {
+        Some(value.to_owned())
+    } else {
+        p.add(
+            setting,
+            value,
+            "is a Kubernetes object name: lowercase letters, digits, `-` and `.`, each part starting and ending with a letter or digit",
+        );
+        None
     }
 }
 

@@ -113,7 +113,6 @@ pub fn validate(
             replicas: ports.instances.len() as u64,
             db: &db,
             limits: &limits,
-            path_limits: &path_limits,
         };
         kubernetes::kubernetes(p, s, &inputs)
     };

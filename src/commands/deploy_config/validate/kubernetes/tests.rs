@@ -39,7 +39,6 @@ fn check(name: &str, version: &str, k: Raw, postgres: bool) -> (Kubernetes, Vec<
         replicas: 2,
         db: &db,
         limits: &limits,
-        path_limits: &[],
     };
     let k = kubernetes(&mut p, &s, &inputs);
     (k, p.0)
@@ -54,11 +53,14 @@ fn defaults_give_names_urls_and_annotations() {
     assert_eq!(k.tls_secret, "my-site-tls");
     assert_eq!(k.database_url, "postgres://site@my-site-postgres:5432/site");
     assert_eq!(k.image_tag, "0.1.0");
-    assert_eq!((k.proxy_connect_seconds, k.proxy_read_seconds), (1, 120));
-    assert_eq!(
-        (k.limit_annotation, k.limit_rate, k.limit_burst_multiplier),
-        ("limit-rps", 30, 2)
-    );
+    assert_eq!(k.proxy_read_seconds, 120);
+    // An HTTPRoute on the app's own Gateway, whose pods alone may call it.
+    assert_eq!(k.routing, "gateway");
+    assert_eq!(k.gateway.name, "my-site");
+    assert_eq!(k.gateway.namespace, None);
+    assert_eq!(k.gateway.class.as_deref(), Some("nginx"));
+    assert_eq!(k.proxy.gateway_pods.as_deref(), Some("my-site"));
+    assert_eq!(k.proxy.namespace, None);
     let long = "a".repeat(80);
     assert_eq!(check(&long, "1.0.0", Raw::default(), true).0.app.len(), 40);
 }
@@ -70,7 +72,10 @@ fn set(key: &str, value: &str) -> Raw {
     match key {
         "namespace" => k.namespace = Some(v),
         "ingress-class" => k.ingress_class = v,
-        "ingress-namespace" => k.ingress_namespace = v,
+        "ingress-namespace" => k.ingress_namespace = Some(v),
+        "routing" => k.routing = v,
+        "gateway" => k.gateway = Some(v),
+        "gateway-class" => k.gateway_class = v,
         "cert-manager-issuer" => k.cert_manager_issuer = v,
         "environments" => k.environments = v.split(',').map(str::to_owned).collect(),
         "max-replicas" => k.max_replicas = v.parse().unwrap(),
@@ -106,6 +111,14 @@ fn hostile_and_odd_values_are_refused_naming_the_setting() {
             "cert-manager-issuer",
             "DNS label",
         ),
+        ("routing", "Ingress", "routing", "`gateway`"),
+        ("routing", "", "routing", "`ingress`"),
+        ("gateway", "infra/Shared", "gateway", "object name"),
+        ("gateway", "infra/", "gateway", "object name"),
+        ("gateway", "a/b/c", "gateway", "object name"),
+        ("gateway", "-x/gw", "gateway", "DNS label"),
+        ("gateway-class", "eg\nx: y", "gateway-class", "object name"),
+        ("gateway-class", "", "gateway-class", "object name"),
         ("environments", "", "environments", "at least one"),
         ("environments", "a,a", "environments[1]", "twice"),
         ("environments", "base", "environments[0]", "base"),
@@ -157,23 +170,46 @@ fn hostile_and_odd_values_are_refused_naming_the_setting() {
 }
 
 #[test]
-fn times_and_rates_become_ingress_nginx_numbers() {
+fn times_become_whole_seconds() {
     assert_eq!(seconds("60s"), 60);
     assert_eq!(seconds("1500ms"), 2);
     assert_eq!(seconds("1h"), 3600);
-    let s = Settings::default();
-    let (db, limits) = (db(true), limits("10r/m", 5));
-    let inputs = Inputs {
-        name: "site",
-        version: "1.0.0",
-        replicas: 2,
-        db: &db,
-        limits: &limits,
-        path_limits: &[],
-    };
-    let k = kubernetes(&mut Problems::default(), &s, &inputs);
+}
+
+#[test]
+fn an_existing_gateway_or_an_ingress_says_who_may_call_the_app() {
+    let (k, problems) = check("site", "0.1.0", set("gateway", "infra/shared.gw"), true);
+    assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(
-        (k.limit_annotation, k.limit_rate, k.limit_burst_multiplier),
-        ("limit-rpm", 10, 1)
+        (
+            k.gateway.name.as_str(),
+            k.gateway.namespace.as_deref(),
+            k.gateway.class
+        ),
+        ("shared.gw", Some("infra"), None)
     );
+    assert_eq!(k.proxy.gateway_pods.as_deref(), Some("shared.gw"));
+    assert_eq!(k.proxy.namespace.as_deref(), Some("infra"));
+
+    let (k, _) = check("site", "0.1.0", set("gateway", "edge"), true);
+    assert_eq!(
+        (k.gateway.name.as_str(), k.gateway.namespace),
+        ("edge", None)
+    );
+
+    // The proxies' namespace, when named, is the whole rule.
+    let (k, _) = check(
+        "site",
+        "0.1.0",
+        set("ingress-namespace", "envoy-gateway-system"),
+        true,
+    );
+    assert_eq!(k.proxy.namespace.as_deref(), Some("envoy-gateway-system"));
+    assert_eq!(k.proxy.gateway_pods, None);
+
+    let (k, problems) = check("site", "0.1.0", set("routing", "ingress"), true);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(k.routing, "ingress");
+    assert_eq!(k.proxy.namespace.as_deref(), Some("ingress-nginx"));
+    assert_eq!(k.proxy.gateway_pods, None);
 }
