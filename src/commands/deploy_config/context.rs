@@ -29,6 +29,7 @@ pub struct Context {
     pub health_path: String,
     /// systemd gives an instance up after this many starts in this many
     /// seconds, and its alert unit runs.
+    pub supervision: Supervision,
     pub start_limit_burst: u32,
     pub start_limit_interval: u32,
     pub client_max_body_size: String,
@@ -150,6 +151,20 @@ pub struct Kubernetes {
     /// `proxy-read-timeout` in whole seconds: the HTTPRoute's request
     /// timeout.
     pub proxy_read_seconds: u64,
+}
+
+/// How systemd supervises each instance (`validate::supervision`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Supervision {
+    /// `Type=notify`: ready when the app says READY=1.
+    pub notify: bool,
+    /// `WatchdogSec=`; 0: none.
+    pub watchdog_sec: u64,
+    /// `RuntimeMaxSec=` and `RuntimeRandomizedExtraSec=`.
+    pub recycle_sec: Option<u64>,
+    pub recycle_spread_sec: u64,
+    pub memory_high: Option<String>,
+    pub memory_max: Option<String>,
 }
 
 /// The Gateway of `routing = "gateway"`.

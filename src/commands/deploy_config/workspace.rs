@@ -78,6 +78,10 @@ pub fn workspace(project: &Project, shared: &crate::settings::Settings, out: &Pa
         },
         lockfile: root.join("Cargo.lock").is_file(),
         version: package.version.to_string(),
+        notifies: package
+            .dependencies
+            .iter()
+            .any(|d| matches!(d.name.as_str(), "sd-notify" | "libsystemd" | "systemd")),
     }
 }
 

@@ -289,6 +289,30 @@ fn settings() -> Vec<(&'static str, Edges)> {
                 &["--db-name", &"d".repeat(63), "--db-user", &"u".repeat(63)],
             ]),
         ),
+        ("notify", flag("notify", &["true", "false"])),
+        (
+            "watchdog-sec",
+            flag("watchdog-sec", &["10", "0", "2", "3600"]),
+        ),
+        (
+            "recycle-after",
+            edges(&[
+                &[],
+                &["--recycle-after", "10s"],
+                &["--recycle-after", "24h"],
+                &["--recycle-after", "366d"],
+            ]),
+        ),
+        (
+            "memory",
+            edges(&[
+                &[],
+                &["--memory-high", "32M", "--memory-max", "32M"],
+                &["--memory-high", "25%", "--memory-max", "100%"],
+                &["--memory-max", "64G"],
+                &["--memory-high", "1T"],
+            ]),
+        ),
     ]
 }
 

@@ -426,6 +426,22 @@ fn the_gates_fail_on_a_broken_manifest() {
             "'gatewayClassName' is a required property",
         ),
         ("request: 60s", "request: 60 seconds", "does not match"),
+        // The CEL rules and the attachments, which the schemas miss.
+        (
+            "name: https-2\n",
+            "name: https-1\n",
+            "Listener name must be unique",
+        ),
+        (
+            "sectionName: https-2",
+            "sectionName: https-9",
+            "no listener https-9",
+        ),
+        (
+            "hostname: example.com",
+            "hostname: example.org",
+            "no hostname of it matches https-1",
+        ),
     ] {
         assert!(routes.contains(from), "no {from:?} in:\n{routes}");
         let broken = out.join("broken.gateway.yaml");

@@ -69,6 +69,19 @@ pub struct Settings {
     pub real_ip_from: Vec<String>,
     /// install.sh turns on Debian's unattended security upgrades.
     pub unattended_upgrades: bool,
+    /// The app says READY=1 and feeds the watchdog (`Type=notify` units)
+    /// [default: when the package depends on sd-notify or libsystemd].
+    pub notify: Option<bool>,
+    /// Seconds without a watchdog ping before systemd kills and restarts
+    /// an instance (with `notify`); 0 turns the watchdog off.
+    pub watchdog_sec: u64,
+    /// Each instance is restarted after running this long (`24h`), with a
+    /// random extra of up to a quarter of it, so that they part.
+    pub recycle_after: Option<String>,
+    /// systemd's MemoryHigh= (throttled above) and MemoryMax= (killed
+    /// above) for each instance: `512M`, `2G`, `25%`.
+    pub memory_high: Option<String>,
+    pub memory_max: Option<String>,
     pub topology: Option<Topology>,
     // Advanced: where nginx keeps its files and listens. The defaults are
     // Debian's; tests point them into a temporary directory.
@@ -152,6 +165,11 @@ impl Default for Settings {
             admin_networks: Vec::new(),
             real_ip_from: Vec::new(),
             unattended_upgrades: true,
+            notify: None,
+            watchdog_sec: 10,
+            recycle_after: None,
+            memory_high: None,
+            memory_max: None,
             topology: None,
             http_port: 80,
             https_port: 443,
@@ -278,6 +296,21 @@ pub struct Overrides {
     /// Turn on Debian's unattended security upgrades on every machine
     #[arg(long, value_name = "BOOL")]
     pub unattended_upgrades: Option<bool>,
+    /// Type=notify units: the app says READY=1 and feeds the watchdog [default: when the package depends on sd-notify or libsystemd]
+    #[arg(long, value_name = "BOOL")]
+    pub notify: Option<bool>,
+    /// Seconds without a watchdog ping before an instance is restarted; 0: off [default: 10]
+    #[arg(long, value_name = "SECONDS")]
+    pub watchdog_sec: Option<u64>,
+    /// Restart each instance after it ran this long (`24h`; s, m, h, d), staggered
+    #[arg(long, value_name = "TIME")]
+    pub recycle_after: Option<String>,
+    /// Memory above which an instance is throttled (systemd MemoryHigh=: 512M, 2G, 25%)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_high: Option<String>,
+    /// Memory above which an instance is killed and restarted (systemd MemoryMax=)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
     /// Three-machine layout: private address of the web machine
     #[arg(long, value_name = "ADDR", requires_all = ["app", "db"])]
     pub web: Option<String>,
@@ -377,6 +410,7 @@ impl Settings {
             ipv6,
             brotli,
             unattended_upgrades,
+            watchdog_sec,
             nginx_user,
             nginx_conf_dir,
             nginx_pid,
@@ -394,7 +428,11 @@ impl Settings {
             db_name,
             db_user,
             listen_address,
-            nginx_temp_dir
+            nginx_temp_dir,
+            notify,
+            recycle_after,
+            memory_high,
+            memory_max
         );
         if let (Some(web), Some(db)) = (o.web, o.db) {
             self.topology = Some(Topology {

@@ -13,6 +13,7 @@ mod paths;
 mod ports;
 mod rates;
 mod service;
+mod supervision;
 mod targets;
 mod web;
 
@@ -71,6 +72,7 @@ pub fn validate(
     let machines = layout::topology(&mut p, &mut warnings, s);
     let (admin, real_ip_from) = layout::admin(&mut p, &mut warnings, s);
     let path_limits = rates::path_limits(&mut p, s, &crate_name, &paths.static_url);
+    let supervision = supervision::supervision(&mut p, s, ws.notifies);
     let db = database::database(
         &mut p,
         s,
@@ -170,6 +172,7 @@ pub fn validate(
         static_root: paths.static_root,
         static_url: paths.static_url,
         health_path: paths.health_path,
+        supervision,
         start_limit_burst: 5,
         start_limit_interval: 30,
         client_max_body_size: limits.client_max_body_size,

@@ -32,6 +32,9 @@ pub struct Workspace {
     pub lockfile: bool,
     /// The package's version: the image tag the Kubernetes overlays deploy.
     pub version: String,
+    /// The package depends on a crate that speaks systemd's notify
+    /// protocol (sd-notify, libsystemd, systemd).
+    pub notifies: bool,
 }
 
 /// `targets`, plus any target `--only` asks for.

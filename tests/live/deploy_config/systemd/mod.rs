@@ -1,7 +1,8 @@
 //! deploy-config on a real systemd (#10): a fresh `startproject` project,
 //! built `--release`, installed by its own install.sh on a minimal Debian 12
 //! booted in a container; its instances socket-activated behind nginx, and
-//! restarts under load that fail no request.
+//! restarts, a frozen instance (the watchdog) and recycling under load that
+//! fail no request.
 
 mod container;
 mod letsencrypt;
@@ -310,6 +311,49 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
     })
     .expect("the killed instance is restarted");
 
+    // A frozen instance (SIGSTOP: it keeps its socket and answers nothing,
+    // as a deadlocked one would): systemd's watchdog kills and restarts it,
+    // and nginx retries the requests it held on the other one. wrk waits
+    // up to 30 s for an answer: held requests are slow, not failed.
+    let frozen = PORTS[0];
+    let main_pid = |c: &Container| {
+        c.sh_ok(&format!(
+            "systemctl show -P MainPID {NAME}@{frozen}.service"
+        ))
+        .trim()
+        .to_owned()
+    };
+    let pid = main_pid(&c);
+    let wrk = start_wrk(&c, SITE, 25, &["--timeout", "30s"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let stopped = Instant::now();
+    c.sh_ok(&format!("kill -STOP {pid}"));
+    let back = eventually(Duration::from_secs(40), || {
+        let now = main_pid(&c);
+        (now != pid && now != "0" && instance_health(&c, frozen)).then(|| stopped.elapsed())
+    })
+    .unwrap_or_else(|| panic!("{NAME}@{frozen} was frozen and never restarted"));
+    let load = finish_load(wrk);
+    let errors = nginx_errors(&c);
+    assert_no_failures("an instance frozen with SIGSTOP", &load, &errors);
+    let journal = c.sh_ok(&format!(
+        "journalctl -q -u {NAME}@{frozen}.service | grep -c 'Watchdog timeout' || true"
+    ));
+    assert!(
+        journal.trim().parse::<u32>().unwrap_or(0) >= 1,
+        "the watchdog did not restart it: {}",
+        c.sh_ok(&format!(
+            "journalctl -q -u {NAME}@{frozen}.service | tail -20"
+        ))
+    );
+    eprintln!("a frozen instance was restarted by the watchdog {back:.1?} after SIGSTOP (WatchdogSec=10, RestartSec=1)");
+    // WatchdogSec + the ping interval's slack + RestartSec + a start: well
+    // under the 30 s nginx would wait.
+    assert!(
+        back < Duration::from_secs(25),
+        "restarted only after {back:?}"
+    );
+
     // A new release through install.sh under load: it restarts the
     // instances one at a time, each after the one before answers.
     let mut binary = fs::read(deploy.join(NAME)).unwrap();
@@ -327,6 +371,63 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
     let load = finish_load(wrk);
     let errors = nginx_errors(&c);
     assert_no_failures("install.sh with a new release", &load, &errors);
+
+    // Recycling (`recycle-after`, systemd's RuntimeMaxSec with a random
+    // extra), as short as it goes: under load every instance is stopped
+    // and started again, more than once, and no request fails.
+    let recycled = c.rootfs().join("root/recycled");
+    s.deploy(
+        &recycled,
+        &[
+            "--domain",
+            "localhost",
+            "--tls",
+            "custom",
+            "--tls-certificate",
+            "/etc/ssl/shop/chain.pem",
+            "--tls-certificate-key",
+            "/etc/ssl/shop/key.pem",
+            "--rate-limit",
+            "1000000r/s",
+            "--rate-limit-burst",
+            "100000",
+            "--recycle-after",
+            "10s",
+        ]
+        .map(String::from),
+    );
+    fs::copy(deploy.join(NAME), recycled.join(NAME)).unwrap();
+    copy_tree(&s.project.join("static"), &recycled.join("static"));
+    let restarts = |c: &Container, port: u16| -> u32 {
+        c.sh_ok(&format!(
+            "systemctl show -P NRestarts {NAME}@{port}.service"
+        ))
+        .trim()
+        .parse()
+        .unwrap_or(0)
+    };
+    c.sh_ok("cd /root/recycled && ./install.sh");
+    let before: Vec<u32> = PORTS.iter().map(|&p| restarts(&c, p)).collect();
+    let wrk = start_load(&c, SITE, 30);
+    let load = finish_load(wrk);
+    let errors = nginx_errors(&c);
+    assert_no_failures("instances recycled every 10-12 s", &load, &errors);
+    for (i, port) in PORTS.iter().enumerate() {
+        let after = restarts(&c, *port);
+        assert!(
+            after >= before[i] + 2,
+            "{NAME}@{port} was recycled {} times in 30 s: {}",
+            after - before[i],
+            c.sh_ok(&format!(
+                "journalctl -q -u {NAME}@{port}.service | tail -20"
+            ))
+        );
+    }
+    let limit = c.sh_ok(&format!(
+        "journalctl -q -u {NAME}@{}.service | grep -c 'runtime time limit' || true",
+        PORTS[0]
+    ));
+    assert!(limit.trim().parse::<u32>().unwrap_or(0) >= 2, "{limit}");
 }
 
 /// `systemd-analyze security`'s overall exposure of a unit in `c`.
