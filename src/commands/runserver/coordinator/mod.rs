@@ -389,25 +389,11 @@ impl Coordinator {
         );
         let exit = Arc::new(exit);
         self.publish_problem(Problem::Crashed(exit.clone()), |s| s.backend = None);
-        let mut fields = exit_fields(&exit);
+        let mut fields = outcome::exit_fields(&exit);
         fields["pid"] = pid.into();
         self.config.events.emit("app-exited", fields);
         self.ui.info(line);
         self.print_tail(&exit);
-    }
-
-    fn print_tail(&self, exit: &Exit) {
-        if exit.output_tail.is_empty() {
-            return;
-        }
-        self.ui
-            .info(self.ui.paint("  last lines of its output:", Tone::Dim));
-        for line in exit.output_tail.iter().rev().take(10).rev() {
-            self.ui.info(format!(
-                "  {}",
-                self.ui.paint(console::strip_ansi_codes(line), Tone::Dim)
-            ));
-        }
     }
 
     /// Ends everything: the build, the app (gracefully, then forcefully),
@@ -441,17 +427,6 @@ async fn wait_exit(current: &mut Option<Current>) -> Exit {
         Some(c) => (&mut c.exited).await,
         None => std::future::pending().await,
     }
-}
-
-/// How an app ended, for `--events`.
-fn exit_fields(exit: &Exit) -> serde_json::Value {
-    use std::os::unix::process::ExitStatusExt as _;
-    json!({
-        "status": exit.describe(),
-        "code": exit.status.code(),
-        "signal": exit.status.signal(),
-        "output_tail": exit.output_tail.iter().rev().take(10).rev().collect::<Vec<_>>(),
-    })
 }
 
 /// A cycle is over: requests stop waiting for it.

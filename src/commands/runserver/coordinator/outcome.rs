@@ -21,6 +21,20 @@ use super::{cycle_over, secs, Coordinator, Current};
 use crate::ui::Tone;
 
 impl Coordinator {
+    pub(super) fn print_tail(&self, exit: &Exit) {
+        if exit.output_tail.is_empty() {
+            return;
+        }
+        self.ui
+            .info(self.ui.paint("  last lines of its output:", Tone::Dim));
+        for line in exit.output_tail.iter().rev().take(10).rev() {
+            self.ui.info(format!(
+                "  {}",
+                self.ui.paint(console::strip_ansi_codes(line), Tone::Dim)
+            ));
+        }
+    }
+
     pub(super) fn on_cycle_end(&mut self, end: CycleEnd) {
         let serving = self.current.is_some();
         let replaced = std::mem::take(&mut self.replacing);
@@ -155,14 +169,14 @@ impl Coordinator {
                     NotReady::Exited(exit) if address_in_use(&exit) => {
                         // The page says what to do, not only how it ended.
                         let exit = Arc::new(exit);
-                        fields["exit"] = super::exit_fields(&exit);
+                        fields["exit"] = exit_fields(&exit);
                         self.publish_problem(Problem::NotReady(Arc::new(reason)), cycle_over);
                         Some(exit)
                     }
                     NotReady::Exited(exit) => {
                         let exit = Arc::new(exit);
                         self.publish_problem(Problem::Crashed(exit.clone()), cycle_over);
-                        fields["exit"] = super::exit_fields(&exit);
+                        fields["exit"] = exit_fields(&exit);
                         Some(exit)
                     }
                     NotReady::TimedOut { .. } => {
@@ -349,5 +363,16 @@ fn address_in_use(exit: &Exit) -> bool {
             || line.contains("addrinuse")
             || line.contains("eaddrinuse")
             || line.contains("os error 98")
+    })
+}
+
+/// How an app ended, for `--events`.
+pub(super) fn exit_fields(exit: &Exit) -> serde_json::Value {
+    use std::os::unix::process::ExitStatusExt as _;
+    json!({
+        "status": exit.describe(),
+        "code": exit.status.code(),
+        "signal": exit.status.signal(),
+        "output_tail": exit.output_tail.iter().rev().take(10).rev().collect::<Vec<_>>(),
     })
 }

@@ -178,6 +178,30 @@ fn release_build(s: &Site) -> PathBuf {
     shared_target_dir().join("release").join(NAME)
 }
 
+/// The one-host site's flags: the defaults of a real site, except a
+/// certificate of a test CA instead of Let's Encrypt and a rate limit
+/// above what one wrk client sends; then `more`.
+fn one_host_args(more: &[&str]) -> Vec<String> {
+    [
+        "--domain",
+        "localhost",
+        "--tls",
+        "custom",
+        "--tls-certificate",
+        "/etc/ssl/shop/chain.pem",
+        "--tls-certificate-key",
+        "/etc/ssl/shop/key.pem",
+        "--rate-limit",
+        "1000000r/s",
+        "--rate-limit-burst",
+        "100000",
+    ]
+    .iter()
+    .chain(more)
+    .map(|s| s.to_string())
+    .collect()
+}
+
 #[test]
 fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_request() {
     let tree = debian_tree();
@@ -186,32 +210,12 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
 
     let c = Container::boot(&tree, "one");
     let deploy = c.rootfs().join("root/deploy");
-    // The defaults of a real site, except: a certificate of a test CA
-    // instead of Let's Encrypt, and a rate limit above what one wrk client
-    // sends.
     let certs = Certs::make(&s.scratch.join("certs"));
     let tls_dir = c.rootfs().join("etc/ssl/shop");
     fs::create_dir_all(&tls_dir).unwrap();
     fs::copy(&certs.chain, tls_dir.join("chain.pem")).unwrap();
     fs::copy(&certs.key, tls_dir.join("key.pem")).unwrap();
-    s.deploy(
-        &deploy,
-        &[
-            "--domain",
-            "localhost",
-            "--tls",
-            "custom",
-            "--tls-certificate",
-            "/etc/ssl/shop/chain.pem",
-            "--tls-certificate-key",
-            "/etc/ssl/shop/key.pem",
-            "--rate-limit",
-            "1000000r/s",
-            "--rate-limit-burst",
-            "100000",
-        ]
-        .map(String::from),
-    );
+    s.deploy(&deploy, &one_host_args(&[]));
     fs::copy(&exe, deploy.join(NAME)).unwrap();
     copy_tree(&s.project.join("static"), &deploy.join("static"));
 
@@ -376,26 +380,7 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
     // extra), as short as it goes: under load every instance is stopped
     // and started again, more than once, and no request fails.
     let recycled = c.rootfs().join("root/recycled");
-    s.deploy(
-        &recycled,
-        &[
-            "--domain",
-            "localhost",
-            "--tls",
-            "custom",
-            "--tls-certificate",
-            "/etc/ssl/shop/chain.pem",
-            "--tls-certificate-key",
-            "/etc/ssl/shop/key.pem",
-            "--rate-limit",
-            "1000000r/s",
-            "--rate-limit-burst",
-            "100000",
-            "--recycle-after",
-            "10s",
-        ]
-        .map(String::from),
-    );
+    s.deploy(&recycled, &one_host_args(&["--recycle-after", "10s"]));
     fs::copy(deploy.join(NAME), recycled.join(NAME)).unwrap();
     copy_tree(&s.project.join("static"), &recycled.join("static"));
     let restarts = |c: &Container, port: u16| -> u32 {
@@ -408,7 +393,10 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
     };
     c.sh_ok("cd /root/recycled && ./install.sh");
     let before: Vec<u32> = PORTS.iter().map(|&p| restarts(&c, p)).collect();
-    let wrk = start_load(&c, SITE, 30);
+    // A recycled instance is started again after RestartSec=1: requests
+    // sent to its socket meanwhile wait (wrk's 2 s default would count a
+    // slow one on a busy machine as failed), none is refused.
+    let wrk = start_wrk(&c, SITE, 30, &["--timeout", "10s"]);
     let load = finish_load(wrk);
     let errors = nginx_errors(&c);
     assert_no_failures("instances recycled every 10-12 s", &load, &errors);
