@@ -240,6 +240,20 @@ pub fn get(addr: &str, path: &str) -> std::io::Result<Response> {
     )
 }
 
+/// `GET path` with `extra` header lines (each ending in `\r\n`).
+pub fn get_with(addr: &str, path: &str, extra: &str) -> Response {
+    request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"),
+    )
+    .unwrap()
+}
+
+/// `GET path` as a browser asks for a page.
+pub fn html_get(addr: &str, path: &str) -> Response {
+    get_with(addr, path, "Accept: text/html,application/xhtml+xml\r\n")
+}
+
 fn parse_response(buf: &[u8]) -> std::io::Result<Response> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
     let split = buf

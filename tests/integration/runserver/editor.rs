@@ -8,15 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::runserver::{Start, FIRST_BUILD};
-use crate::support::{eventually, fixtures, manage, request, Response};
-
-fn get_with(addr: &str, target: &str, extra: &str) -> Response {
-    request(
-        addr,
-        &format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"),
-    )
-    .unwrap()
-}
+use crate::support::{eventually, fixtures, get_with, html_get, manage};
 
 /// An editor that writes its arguments to `record`.
 fn recording_editor(dir: &Path, record: &Path) -> String {
@@ -55,7 +47,7 @@ fn a_compiler_error_in_the_page_opens_the_editor_at_its_line() {
     let server = Start::new((tmp, dir)).env("MANAGE_EDITOR", &editor).spawn();
     server.expect_outcome("build-failed", FIRST_BUILD);
 
-    let page = get_with(&server.addr, "/", "Accept: text/html\r\n");
+    let page = html_get(&server.addr, "/");
     assert_eq!(page.status, 503);
     let text = page.text();
     // The span in rustc's text (` --> src/main.rs:LINE:COL`) is a link,
@@ -128,4 +120,36 @@ fn a_terminal_editor_in_manage_editor_is_refused_with_the_fix() {
     assert!(stderr.contains("MANAGE_EDITOR=`vim`"), "{stderr}");
     assert!(stderr.contains("terminal"), "{stderr}");
     assert!(stderr.contains("{file}"), "the fix is named: {stderr}");
+}
+
+#[test]
+fn a_panics_location_in_the_crash_page_is_a_link() {
+    let (tmp, dir) = fixtures::copy(
+        "echo-app",
+        &[("name = \"echo-app\"", "name = \"ed-panic\"")],
+    );
+    let main = dir.join("src/main.rs");
+    let text = fs::read_to_string(&main).unwrap();
+    let panicking = text.replacen(
+        "fn main() {",
+        "fn main() {\n    panic!(\"boom at start\");",
+        1,
+    );
+    let line = panicking
+        .lines()
+        .position(|l| l.contains("boom at start"))
+        .unwrap()
+        + 1;
+    fs::write(&main, panicking).unwrap();
+    let server = Start::new((tmp, dir)).env("MANAGE_EDITOR", "code").spawn();
+    server.expect_outcome("not-ready", FIRST_BUILD);
+    let page = html_get(&server.addr, "/");
+    let text = page.text();
+    assert!(text.contains("boom at start"), "{text}");
+    let source = server.dir.canonicalize().unwrap().join("src/main.rs");
+    let link = format!(
+        "href=\"vscode://file{}:{line}:5\" title=\"open in the editor\">src/main.rs:{line}:5</a>",
+        source.display()
+    );
+    assert!(text.contains(&link), "no {link} in:\n{text}");
 }

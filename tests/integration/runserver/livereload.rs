@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::fixtures;
 use crate::support::runserver::{Start, FIRST_BUILD, REBUILD};
-use crate::support::{get, request, Response};
+use crate::support::{get, get_with, html_get};
 
 #[test]
 fn live_reload_events_follow_builds_and_static_changes() {
@@ -138,18 +138,6 @@ fn without_an_app_browsers_get_the_error_page_and_other_clients_text() {
         "{}",
         page.text()
     );
-}
-
-fn get_with(addr: &str, path: &str, extra: &str) -> Response {
-    request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"),
-    )
-    .unwrap()
-}
-
-fn html_get(addr: &str, path: &str) -> Response {
-    get_with(addr, path, "Accept: text/html,application/xhtml+xml\r\n")
 }
 
 /// A server-sent-events connection to `/__manage/events`.

@@ -4,7 +4,7 @@
 //! pages in front of any app: `tests/integration/runserver/livereload.rs`.
 
 use crate::support::runserver::{start_scaffold, REBUILD};
-use crate::support::{eventually, get, request, Response};
+use crate::support::{eventually, get, html_get};
 
 #[test]
 fn html_pages_get_the_script_and_a_banner_while_the_newest_build_is_broken() {
@@ -82,16 +82,4 @@ fn no_livereload_leaves_pages_as_the_app_sent_them() {
     assert!(!page.text().contains("__manage"), "{}", page.text());
     // No manifest in development: plain static names.
     assert!(page.text().contains(r#"href="/static/css/site.css""#));
-}
-
-fn get_with(addr: &str, path: &str, extra: &str) -> Response {
-    request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"),
-    )
-    .unwrap()
-}
-
-fn html_get(addr: &str, path: &str) -> Response {
-    get_with(addr, path, "Accept: text/html,application/xhtml+xml\r\n")
 }

@@ -2,7 +2,7 @@
 //! built `--release`, installed by its own install.sh on a minimal Debian 12
 //! booted in a container; its instances socket-activated behind nginx, and
 //! restarts, a frozen instance (the watchdog) and recycling under load that
-//! fail no request.
+//! fail no request, with the memory bounds systemd applies.
 
 mod container;
 mod letsencrypt;
@@ -42,23 +42,22 @@ struct Load {
 /// happens to requests on their way to the app.
 const NEW_CONNECTIONS: &[&str] = &["-H", "Connection: close"];
 
+/// What lets the load tests' few clients past the flood guard.
+const NO_FLOOD_GUARD: [&str; 4] = ["--rate-limit", "1000000r/s", "--rate-limit-burst", "100000"];
+
+/// `site` then [`NO_FLOOD_GUARD`] then `more`, as deploy-config's flags.
+fn site_flags(site: &[&str], more: &[&str]) -> Vec<String> {
+    site.iter()
+        .chain(&NO_FLOOD_GUARD)
+        .chain(more)
+        .map(|s| s.to_string())
+        .collect()
+}
+
 /// deploy-config's flags for a plain-HTTP site on localhost whose flood
 /// guard lets the load tests' few clients through, then `more`.
 fn plain_site_args(more: &[&str]) -> Vec<String> {
-    [
-        "--domain",
-        "localhost",
-        "--tls",
-        "off",
-        "--rate-limit",
-        "1000000r/s",
-        "--rate-limit-burst",
-        "100000",
-    ]
-    .iter()
-    .chain(more)
-    .map(|s| s.to_string())
-    .collect()
+    site_flags(&["--domain", "localhost", "--tls", "off"], more)
 }
 
 /// wrk inside the container against nginx on its loopback at `site`
@@ -179,27 +178,22 @@ fn release_build(s: &Site) -> PathBuf {
 }
 
 /// The one-host site's flags: the defaults of a real site, except a
-/// certificate of a test CA instead of Let's Encrypt and a rate limit
-/// above what one wrk client sends; then `more`.
+/// certificate of a test CA instead of Let's Encrypt and no flood guard;
+/// then `more`.
 fn one_host_args(more: &[&str]) -> Vec<String> {
-    [
-        "--domain",
-        "localhost",
-        "--tls",
-        "custom",
-        "--tls-certificate",
-        "/etc/ssl/shop/chain.pem",
-        "--tls-certificate-key",
-        "/etc/ssl/shop/key.pem",
-        "--rate-limit",
-        "1000000r/s",
-        "--rate-limit-burst",
-        "100000",
-    ]
-    .iter()
-    .chain(more)
-    .map(|s| s.to_string())
-    .collect()
+    site_flags(
+        &[
+            "--domain",
+            "localhost",
+            "--tls",
+            "custom",
+            "--tls-certificate",
+            "/etc/ssl/shop/chain.pem",
+            "--tls-certificate-key",
+            "/etc/ssl/shop/key.pem",
+        ],
+        more,
+    )
 }
 
 #[test]
@@ -380,7 +374,17 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
     // extra), as short as it goes: under load every instance is stopped
     // and started again, more than once, and no request fails.
     let recycled = c.rootfs().join("root/recycled");
-    s.deploy(&recycled, &one_host_args(&["--recycle-after", "10s"]));
+    s.deploy(
+        &recycled,
+        &one_host_args(&[
+            "--recycle-after",
+            "10s",
+            "--memory-high",
+            "512M",
+            "--memory-max",
+            "1G",
+        ]),
+    );
     fs::copy(deploy.join(NAME), recycled.join(NAME)).unwrap();
     copy_tree(&s.project.join("static"), &recycled.join("static"));
     let restarts = |c: &Container, port: u16| -> u32 {
@@ -392,6 +396,13 @@ fn one_host_installed_by_install_sh_on_debian12_restarts_without_losing_a_reques
         .unwrap_or(0)
     };
     c.sh_ok("cd /root/recycled && ./install.sh");
+    // systemd holds each instance to the memory bounds.
+    for port in PORTS {
+        let bounds = c.sh_ok(&format!(
+            "systemctl show -P MemoryHigh {NAME}@{port}.service; systemctl show -P MemoryMax {NAME}@{port}.service"
+        ));
+        assert_eq!(bounds, "536870912\n1073741824\n", "{NAME}@{port}");
+    }
     let before: Vec<u32> = PORTS.iter().map(|&p| restarts(&c, p)).collect();
     // A recycled instance is started again after RestartSec=1: requests
     // sent to its socket meanwhile wait (wrk's 2 s default would count a
